@@ -1,0 +1,11 @@
+# The same service as `make run`, for a server: non-root, listening on all interfaces.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY requirements.txt constraints.txt ./
+RUN pip install --no-cache-dir -r requirements.txt -c constraints.txt
+COPY . .
+RUN useradd --create-home --uid 10001 bot && mkdir -p /app/data && chown bot:bot /app/data
+USER bot
+EXPOSE 8080
+CMD ["python", "run_bot.py", "serve", "--host", "0.0.0.0", "--port", "8080"]

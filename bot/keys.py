@@ -1,0 +1,17 @@
+"""Typed keys of the Application: what handlers may take from it."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.clock import Clock
+from bot.dispatcher import Dispatcher
+from config.campaign import Campaign
+from config.settings import Settings
+from storage.db import Database
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)
+CAMPAIGNS = web.AppKey("campaigns", dict[str, Campaign])
+DATABASE = web.AppKey("database", Database)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)

@@ -1,0 +1,131 @@
+"""Engines and transactions, for SQLite (default) and PostgreSQL (several instances).
+
+Every unit of work runs in one transaction on a worker thread (`Database.run`), so the event
+loop never waits on the database. SQLite has one writer: write transactions start with
+`BEGIN IMMEDIATE` (a read-then-write transaction that starts deferred fails at once with
+"database is locked" when another writer got there first), and a busy timeout makes writers
+queue instead of failing. On PostgreSQL the same work takes a per-user advisory lock so two
+instances handle one user's messages one after another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.types import DateTime, TypeDecorator
+from sqlmodel import Session, SQLModel, create_engine
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+SQLITE_BUSY_MS = 30_000
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC out; stored as naive UTC so SQLite and PostgreSQL agree."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+class DatabaseUnavailable(Exception):
+    """The database did not answer; callers tell the user to try again shortly."""
+
+
+class Database:
+    def __init__(self, url: str, *, workers: int = 4) -> None:
+        self.url = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
+            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = self._writer_engine(url)
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
+
+    def _writer_engine(self, url: str) -> Engine:
+        if not self.is_sqlite:
+            return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let us issue BEGIN ourselves (pysqlite would begin deferred, too late to lock).
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+
+    def create_all(self) -> None:
+        import storage.models  # noqa: F401  (registers the tables)
+
+        SQLModel.metadata.create_all(self.engine)
+
+    def drop_all(self) -> None:
+        import storage.models  # noqa: F401
+
+        SQLModel.metadata.drop_all(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back on an exception."""
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def lock_user(self, session: Session, key: str) -> None:
+        """Serialise one user's work across instances (SQLite's single writer already does)."""
+        if not self.is_sqlite:
+            session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
+
+    def run_sync(self, work: Callable[[Session], T], *, attempts: int = 3) -> T:
+        """Run `work` in a transaction, retrying when the database was briefly unavailable."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.session() as session:
+                    return work(session)
+            except OperationalError as exc:
+                if attempt == attempts:
+                    raise DatabaseUnavailable(str(exc.orig)) from exc
+                log.warning("database busy or unreachable (try %s): %s", attempt, exc.orig)
+                time.sleep(0.2 * attempt)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated or attempt == attempts:
+                    raise
+                time.sleep(0.2 * attempt)
+        raise AssertionError("unreachable")
+
+    async def run(self, work: Callable[[Session], T]) -> T:
+        """`run_sync` on a worker thread, so the event loop stays free."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.run_sync, work)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self.engine.dispose()
