@@ -6,14 +6,17 @@ the current question asked again; another flow's keyword is told to wait for 取
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from bot.engine import CANCEL_WORDS, Context, Engine, Flow, normalise
 from bot.flows import common, signup
 from bot.messages import Reply
 from bot.rules.scene import parse_scene
+from storage.models import Conversation
 
 Command = Callable[[Context], list[Reply]]
+PatternCommand = Callable[[Context, re.Match[str]], list[Reply]]
 
 FLOW_KEYWORDS: dict[str, Flow] = {
     "报名": signup.FLOW,
@@ -25,7 +28,17 @@ COMMANDS: dict[str, Command] = {
     "菜单": common.menu,
     "help": common.menu,
 }
+# Commands with arguments (organizer commands such as `通过 3 5`), tried in order.
+PATTERNS: list[tuple[re.Pattern[str], PatternCommand]] = []
 FLOWS: list[Flow] = list(FLOW_KEYWORDS.values())
+
+
+def match_pattern(word: str) -> tuple[PatternCommand, re.Match[str]] | None:
+    for pattern, command in PATTERNS:
+        match = pattern.fullmatch(word)
+        if match:
+            return command, match
+    return None
 
 
 class Router:
@@ -54,11 +67,16 @@ class Router:
             return self.engine.start(ctx, FLOW_KEYWORDS[word], notes=notes)
         if word in COMMANDS:
             return notes + COMMANDS[word](ctx)
+        pattern = match_pattern(word)
+        if pattern is not None:
+            return notes + pattern[0](ctx, pattern[1])
         if word in CANCEL_WORDS:
             return [*notes, Reply("当前没有进行中的操作。"), *common.menu(ctx)]
         return notes + common.menu(ctx)
 
-    def _in_conversation(self, ctx: Context, conv, word: str, text: str) -> list[Reply]:  # type: ignore[no-untyped-def]
+    def _in_conversation(
+        self, ctx: Context, conv: Conversation, word: str, text: str
+    ) -> list[Reply]:
         flow = self.engine.flows.get(conv.flow)
         if word in COMMANDS and word not in ("帮助", "help"):
             answer = COMMANDS[word](ctx)

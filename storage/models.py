@@ -3,7 +3,7 @@ conversation per (channel, user), one processed delivery per event id, one outbo
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -43,6 +43,7 @@ class Registration(SQLModel, table=True):
     team_id: int | None = Field(default=None, foreign_key="team.id")
     group_key: str = Field(max_length=32)
     status: str = Field(max_length=16)  # pending | approved | rejected
+    disqualified_reason: str | None = None  # 取消资格: set means out of rankings and prizes
     pledged_at: datetime = _when()
     created_at: datetime = _when()
     updated_at: datetime = _when()
@@ -111,3 +112,136 @@ class Outbox(SQLModel, table=True):
     last_error: str | None = None
     created_at: datetime = _when()
     sent_at: datetime | None = _when(default=None)
+
+
+class Filing(SQLModel, table=True):
+    """A stream filed in advance (直播报备)."""
+
+    __tablename__ = "filing"
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: str = Field(index=True, max_length=32)
+    registration_id: int = Field(foreign_key="registration.id", index=True)
+    phase_key: str = Field(max_length=32)
+    start_at: datetime = _when(index=True)
+    end_at: datetime = _when()
+    minutes: int
+    platform: str = Field(max_length=16)
+    venue: str = Field(max_length=128)
+    venue_reason: str | None = None  # why not the official venue; such a filing needs approval
+    products: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    plan: str | None = None
+    status: str = Field(default="pending", index=True, max_length=16)
+    # pending | approved | rejected | cancelled
+    review_reason: str | None = None
+    reviewed_by: str | None = Field(default=None, max_length=160)
+    reviewed_at: datetime | None = _when(default=None)
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class StreamReport(SQLModel, table=True):
+    """The figures of one stream (战报): self-reported (unverified until confirmed) or imported
+    from a platform export, which supersedes self-reports for the same stream or day."""
+
+    __tablename__ = "stream_report"
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: str = Field(index=True, max_length=32)
+    registration_id: int = Field(foreign_key="registration.id", index=True)
+    filing_id: int | None = Field(default=None, foreign_key="filing.id", index=True)
+    stream_date: date = Field(index=True)  # Asia/Shanghai calendar day of the stream
+    gmv: Decimal = _money(default=Decimal(0))
+    refunds: Decimal = _money(default=Decimal(0))
+    orders: int = 0
+    viewers: int = 0  # cumulative (累计观看)
+    peak_viewers: int = 0
+    likes: int = 0
+    minutes: int = 0
+    screenshot: str | None = Field(default=None, max_length=255)  # a channel media reference
+    source: str = Field(default="self", max_length=16)  # self | import
+    status: str = Field(default="unverified", index=True, max_length=16)
+    # unverified | confirmed | superseded | rejected
+    import_key: str | None = Field(default=None, unique=True, max_length=128)
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class Video(SQLModel, table=True):
+    """A short-video link (作品). A link claimed by two streamers is kept, flagged, for review."""
+
+    __tablename__ = "video"
+    __table_args__ = (UniqueConstraint("campaign_id", "registration_id", "url_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: str = Field(index=True, max_length=32)
+    registration_id: int = Field(foreign_key="registration.id", index=True)
+    phase_key: str | None = Field(default=None, max_length=32)
+    url: str = Field(max_length=1024)
+    url_key: str = Field(index=True, max_length=512)
+    platform: str | None = Field(default=None, max_length=16)
+    title: str | None = Field(default=None, max_length=255)
+    hashtag_ok: bool = False  # the campaign hashtag was in the pasted text
+    status: str = Field(default="accepted", index=True, max_length=16)
+    # accepted | review (tag not seen, streamer confirmed) | flagged (claimed twice) | rejected
+    views: int = 0
+    shares: int = 0
+    likes: int = 0
+    review_reason: str | None = None
+    reviewed_by: str | None = Field(default=None, max_length=160)
+    created_at: datetime = _when()
+
+
+class Deduction(SQLModel, table=True):
+    """Points taken off a streamer's score (complaints); revoked rather than deleted."""
+
+    __tablename__ = "deduction"
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: str = Field(index=True, max_length=32)
+    registration_id: int = Field(foreign_key="registration.id", index=True)
+    points: float
+    reason: str
+    actor: str = Field(max_length=160)
+    created_at: datetime = _when()
+    revoked_at: datetime | None = _when(default=None)
+
+
+class AuditLog(SQLModel, table=True):
+    """Every organizer decision: who, when, what, before and after."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: str | None = Field(default=None, index=True, max_length=32)
+    actor: str = Field(max_length=160)
+    action: str = Field(max_length=32)
+    target_type: str = Field(max_length=32)
+    target_id: int | None = None
+    before: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    after: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    reason: str | None = None
+    created_at: datetime = _when(index=True)
+
+
+class AccessToken(SQLModel, table=True):
+    """A platform access token shared by every instance (one refreshes, all use it)."""
+
+    __tablename__ = "access_token"
+
+    key: str = Field(primary_key=True, max_length=128)  # e.g. wechat:<appid>
+    token: str
+    expires_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class BoundGroup(SQLModel, table=True):
+    """An organizer group chat bound to a campaign (`绑定 <campaign>`): it receives digests."""
+
+    __tablename__ = "bound_group"
+
+    channel: str = Field(primary_key=True, max_length=16)
+    chat_id: str = Field(primary_key=True, max_length=128)
+    campaign_id: str = Field(primary_key=True, max_length=32)
+    bound_by: str = Field(max_length=160)
+    created_at: datetime = _when()
