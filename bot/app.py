@@ -12,8 +12,9 @@ from bot.clock import Clock
 from bot.dispatcher import Dispatcher
 from bot.engine import Engine
 from bot.handlers import web as web_handlers
-from bot.keys import CAMPAIGNS, CLOCK, DATABASE, DISPATCHER, SETTINGS
+from bot.keys import CAMPAIGNS, CLOCK, DATABASE, DISPATCHER, SENDERS, SETTINGS
 from bot.router import FLOWS
+from bot.senders.dev import DevSender
 from config.campaign import Campaign, campaign_files, load_campaigns
 from config.settings import Settings
 from storage.db import Database
@@ -35,6 +36,7 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock or Clock()
     app[CAMPAIGNS] = campaigns
+    app[SENDERS] = {"web": DevSender()}
     app.cleanup_ctx.append(_database)
     web_handlers.setup(app)
     return app

@@ -82,6 +82,7 @@ class Step:
     when: Callable[[Context], bool] | None = None
     show: Callable[[Any, Context], str] | None = None
     in_summary: bool = True
+    accepts_image: bool = False  # a picture answers it (a 战报 screenshot): its channel reference
 
     def applies(self, ctx: Context) -> bool:
         return self.when is None or self.when(ctx)
@@ -294,8 +295,13 @@ class Engine:
         return self._advance(ctx, flow, conv, after=step.key)
 
     def _parse(self, ctx: Context, step: Step, text: str) -> Any:
-        answer = normalise(text)
-        if not answer:
+        if ctx.incoming.image:
+            if not step.accepts_image:
+                raise Invalid("这一步请回复文字。")
+            return f"{ctx.incoming.channel}:{ctx.incoming.image}"
+        # Keywords and choices are matched normalised; free text keeps what the user typed.
+        answer = text.strip()
+        if not normalise(answer):
             raise Invalid("没有收到内容哦。")
         options = step.options(ctx)
         if options:

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from bot.clock import Clock
 from bot.dispatcher import Dispatcher
+from bot.senders.base import Sender
 from config.campaign import Campaign
 from config.settings import Settings
 from storage.db import Database
@@ -15,3 +16,5 @@ CLOCK = web.AppKey("clock", Clock)
 CAMPAIGNS = web.AppKey("campaigns", dict[str, Campaign])
 DATABASE = web.AppKey("database", Database)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+# Outbound senders by channel: the outbox worker delivers each row through its channel's.
+SENDERS = web.AppKey("senders", dict[str, Sender])

@@ -10,9 +10,10 @@ import re
 from collections.abc import Callable
 
 from bot.engine import CANCEL_WORDS, Context, Engine, Flow, normalise
-from bot.flows import common, signup
+from bot.flows import common, filing, report, signup, videos
 from bot.messages import Reply
 from bot.rules.scene import parse_scene
+from bot.rules.sharetext import extract_urls
 from storage.models import Conversation
 
 Command = Callable[[Context], list[Reply]]
@@ -21,15 +22,21 @@ PatternCommand = Callable[[Context, re.Match[str]], list[Reply]]
 FLOW_KEYWORDS: dict[str, Flow] = {
     "报名": signup.FLOW,
     "修改报名": signup.EDIT_FLOW,
+    "报备": filing.FLOW,
+    "战报": report.FLOW,
+    "作品": videos.FLOW,
 }
 COMMANDS: dict[str, Command] = {
     "我的": common.mine,
+    "我的报备": filing.my_filings,
     "帮助": common.menu,
     "菜单": common.menu,
     "help": common.menu,
 }
 # Commands with arguments (organizer commands such as `通过 3 5`), tried in order.
-PATTERNS: list[tuple[re.Pattern[str], PatternCommand]] = []
+PATTERNS: list[tuple[re.Pattern[str], PatternCommand]] = [
+    (filing.CANCEL_PATTERN, filing.cancel_filing),
+]
 FLOWS: list[Flow] = list(FLOW_KEYWORDS.values())
 
 
@@ -72,7 +79,17 @@ class Router:
             return notes + pattern[0](ctx, pattern[1])
         if word in CANCEL_WORDS:
             return [*notes, Reply("当前没有进行中的操作。"), *common.menu(ctx)]
+        if extract_urls(text):
+            return notes + self._pasted_link(ctx, text)
         return notes + common.menu(ctx)
+
+    def _pasted_link(self, ctx: Context, text: str) -> list[Reply]:
+        """A share text pasted without 作品 first: start the video flow and give it the text."""
+        replies = self.engine.start(ctx, videos.FLOW)
+        conv = self.engine.active(ctx)
+        if conv is None or conv.step != videos.STEPS[0].key:
+            return replies  # refused, or asking which campaign first
+        return self.engine.resume(ctx, conv, text)
 
     def _in_conversation(
         self, ctx: Context, conv: Conversation, word: str, text: str

@@ -461,7 +461,7 @@ def _edit_step(step: Step) -> Step:
     return step
 
 
-def _registered_campaigns(ctx: Context) -> list[Campaign]:
+def registered_campaigns(ctx: Context) -> list[Campaign]:
     return [c for c in ctx.campaigns.values() if c.is_live(ctx.now) and registration_of(ctx, c)]
 
 
@@ -482,7 +482,7 @@ EDIT_FLOW = Flow(
     version=1,
     steps=tuple(_edit_step(s) for s in STEPS if s.key in EDITABLE),
     finish=_edit_finish,
-    candidates=_registered_campaigns,
+    candidates=registered_campaigns,
     no_campaign="你还没有报名正在进行的赛事，回复「报名」开始报名。",
     begin=_edit_begin,
     prefill=_edit_prefill,

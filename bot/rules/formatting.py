@@ -22,6 +22,14 @@ def fmt_amount(value: Decimal | int | float) -> str:
     return f"{number.quantize(Decimal('0.01')).normalize():f}"
 
 
+def fmt_minutes(minutes: int) -> str:
+    """90 -> '1小时30分钟', 120 -> '2小时', 45 -> '45分钟'."""
+    hours, rest = divmod(minutes, 60)
+    if not hours:
+        return f"{rest}分钟"
+    return f"{hours}小时{rest}分钟" if rest else f"{hours}小时"
+
+
 def mask_name(name: str) -> str:
     """王小文 -> 王*文, 王文 -> 王*, a single character stays: public pages never show full names."""
     name = name.strip()
