@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -11,7 +18,7 @@ from bot.dispatcher import Dispatcher
 from bot.keys import DISPATCHER
 from bot.messages import Event, Incoming
 from config.campaign import Campaign
-from config.settings import Settings
+from config.settings import ROOT, Settings
 
 Campaigns = dict[str, Campaign]
 
@@ -46,7 +53,7 @@ class Chat:
         return reply
 
 
-def chat_of(client) -> Chat:
+def chat_of(client: TestClient) -> Chat:
     return Chat(client.server.app[DISPATCHER])
 
 
@@ -65,3 +72,39 @@ async def make_client(
     from bot.app import create_app
 
     return await aiohttp_client(create_app(settings_for(db_url), clock=clock, campaigns=campaigns))
+
+
+# A real server process, for crash, restart and browser tests.
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve(db_url: str, port: int, now: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DATABASE_URL": db_url, "BOT_ENV": "dev"}
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "run_bot.py"), "serve", "--port", str(port), "--now", now],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("server did not start")
+
+
+def say(port: int, user: str, text: str) -> str:
+    body = json.dumps({"user": user, "text": text}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/dev/messages", body, {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return "\n".join(r["text"] for r in json.load(response)["replies"])

@@ -134,7 +134,8 @@ async def chat(request: web.Request) -> web.Response:
     if isinstance(incoming, str):
         return bad_request(incoming)
     replies = await request.app[DISPATCHER].handle(incoming)
-    response = web.json_response({"user": user, "replies": [r.as_json() for r in replies]})
+    # The page shows choices as buttons, so it gets the text without the numbered options.
+    response = web.json_response({"user": user, "replies": [r.to_dict() for r in replies]})
     if new:
         signed = f"{user}.{_sign(settings.secret_key, user)}"
         response.set_cookie(COOKIE, signed, max_age=180 * 86400, httponly=True, samesite="Lax")

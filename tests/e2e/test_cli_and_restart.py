@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from config.settings import ROOT
+from tests.helpers import free_port, say, serve
 
 PY = sys.executable
 
@@ -54,69 +51,34 @@ def test_serve_refuses_bad_campaign_files(tmp_path: Path) -> None:
     assert "bad.yaml: phases:" in result.stderr and "bad.yaml: groups:" in result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(db_url: str, port: int, now: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": db_url, "BOT_ENV": "dev"}
-    proc = subprocess.Popen(
-        [PY, str(ROOT / "run_bot.py"), "serve", "--port", str(port), "--now", now],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("server did not start")
-
-
-def _say(port: int, user: str, text: str) -> str:
-    body = json.dumps({"user": user, "text": text}).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/dev/messages", body, {"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return "\n".join(r["text"] for r in json.load(response)["replies"])
-
-
 @pytest.mark.parametrize("now", ["2024-09-08T10:00:00+08:00"])
 def test_kill_9_mid_signup_then_restart_continues(db_url: str, now: str) -> None:
-    port = _free_port()
-    server = _serve(db_url, port, now)
+    port = free_port()
+    server = serve(db_url, port, now)
     try:
-        first = _say(port, "u1", "报名")
+        first = say(port, "u1", "报名")
         if "多个赛事" in first:
-            _say(port, "u1", "我在利通带好货·第一期")
-        _say(port, "u1", "王小文")
-        assert "第3步" in _say(port, "u1", "13812345678")
+            say(port, "u1", "我在利通带好货·第一期")
+        say(port, "u1", "王小文")
+        assert "第3步" in say(port, "u1", "13812345678")
     finally:
         server.send_signal(signal.SIGKILL)
         server.wait()
-    server = _serve(db_url, port, now)
+    server = serve(db_url, port, now)
     try:
-        assert "第4步" in _say(port, "u1", "25")
+        assert "第4步" in say(port, "u1", "25")
     finally:
         server.send_signal(signal.SIGKILL)
         server.wait()
 
 
 def test_after_registration_phase_signup_is_refused(db_url: str) -> None:
-    port = _free_port()
-    server = _serve(db_url, port, "2024-09-20T10:00:00+08:00")
+    port = free_port()
+    server = serve(db_url, port, "2024-09-20T10:00:00+08:00")
     try:
-        reply = _say(port, "u1", "报名")
+        reply = say(port, "u1", "报名")
         if "多个赛事" in reply:
-            reply = _say(port, "u1", "我在利通带好货·第一期")
+            reply = say(port, "u1", "我在利通带好货·第一期")
         assert "报名已于2024年9月11日 23:59截止" in reply
     finally:
         server.terminate()
