@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
@@ -118,3 +120,16 @@ async def test_chat_page_keeps_its_identity_by_cookie(client: TestClient) -> Non
 async def test_dev_outbox_lists_proactive_messages(client: TestClient) -> None:
     response = await client.get("/dev/outbox")
     assert response.status == 200 and await response.json() == []
+
+
+async def test_many_users_at_once_never_see_a_busy_database(client: TestClient) -> None:
+    """Thirty streamers sign up at the same time: every one succeeds (no "database is locked")."""
+
+    async def signup(n: int) -> str:
+        replies: list[str] = []
+        for text in ["报名", *litong_answers(f"选手{chr(0x4E00 + n)}", f"138{n:08d}", "8000", "300")]:
+            replies = await say(client, f"user{n}", text)
+        return replies[-1]
+
+    results = await asyncio.gather(*(signup(n) for n in range(30)))
+    assert all("报名成功" in r for r in results), results
