@@ -229,7 +229,11 @@ class Engine:
         step = flow.step(conv.step)
         assert step is not None
         if word in HELP_WORDS:
-            return [self._ask(ctx, flow, step, lead="帮助：按提示回复即可。")]
+            lead = (
+                f"你正在「{flow.title}」。照下面的问题回复即可：有选项的回复编号或选项文字；"
+                "「上一步」改上一个答案，「取消」退出（已填的不会保存）。"
+            )
+            return [self._ask(ctx, flow, step, lead=lead)]
         return self._answer_step(ctx, flow, conv, step, text)
 
     # Steps -------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from bot.clock import FrozenClock
 from bot.keys import DATABASE
@@ -193,7 +193,7 @@ async def test_engine_back_cancel_help_misses_and_edit(client: TestClient) -> No
     assert "回复「帮助」" in third
     assert "第1步" in await chat.last("u1", "上一步")
     assert "已经是第一步" in await chat.last("u1", "上一步")
-    assert "帮助" in await chat.last("u1", "帮助")
+    assert "照下面的问题回复即可" in await chat.last("u1", "帮助")
     text = await chat.run(
         "u1", "王小文", "13812345678", "25", "电商从业者", "douyin", "h", "8000", "300", "1"
     )
@@ -257,3 +257,19 @@ async def test_bad_input_gets_a_friendly_answer(client: TestClient, text: str) -
     assert replies and all(r for r in replies)
     assert not any("Traceback" in r or "出了点问题" in r for r in replies)
     assert await registrations(client) == []
+
+
+async def test_a_conversation_at_a_removed_step_restarts_with_a_note(client: TestClient) -> None:
+    chat = chat_of(client)
+    await chat.run("u1", "报名", "王小文")
+    db = client.server.app[DATABASE]
+
+    def break_step(session: Session) -> None:
+        conv = session.get(Conversation, ("web", "u1"))
+        assert conv is not None
+        conv.flow_version, conv.step = 0, "a-step-that-no-longer-exists"
+        session.add(conv)
+
+    await db.run(break_step)
+    assert "已更新" in (await chat.say("u1", "13812345678"))[0]
+    assert "第1步" in await chat.last("u1", "报名")
