@@ -7,7 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, Numeric, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Numeric, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from storage.db import UTCDateTime
@@ -81,7 +81,8 @@ class Conversation(SQLModel, table=True):
 
 
 class ProcessedEvent(SQLModel, table=True):
-    """A delivery already handled, with the replies it got: retries get the same answer."""
+    """A delivery already handled, with the replies it got: retries get the same answer.
+    Feishu redelivers up to 6 h later: any clean-up must keep rows at least 8 h."""
 
     __tablename__ = "processed_event"
 
@@ -106,7 +107,7 @@ class Outbox(SQLModel, table=True):
     kind: str = Field(max_length=32)
     text: str
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    status: str = Field(default="pending", index=True, max_length=16)  # pending | sent | dead
+    status: str = Field(default="pending", index=True, max_length=16)  # pending|sending|sent|dead
     attempts: int = 0
     next_attempt_at: datetime = _when(index=True)
     last_error: str | None = None
@@ -145,6 +146,23 @@ class StreamReport(SQLModel, table=True):
     from a platform export, which supersedes self-reports for the same stream or day."""
 
     __tablename__ = "stream_report"
+    # Covers the leaderboard's aggregation: one pass in (registration, day) order, no table reads.
+    __table_args__ = (
+        Index(
+            "ix_stream_report_scoring",
+            "campaign_id",
+            "registration_id",
+            "stream_date",
+            "status",
+            "gmv",
+            "refunds",
+            "orders",
+            "minutes",
+            "viewers",
+            "peak_viewers",
+            "likes",
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     campaign_id: str = Field(index=True, max_length=32)
@@ -244,4 +262,27 @@ class BoundGroup(SQLModel, table=True):
     chat_id: str = Field(primary_key=True, max_length=128)
     campaign_id: str = Field(primary_key=True, max_length=32)
     bound_by: str = Field(max_length=160)
+    created_at: datetime = _when()
+
+
+class ChannelUser(SQLModel, table=True):
+    """When a user last wrote to us on a channel: WeChat lets us answer by customer-service
+    message only within 48 hours of the user's last message (templates outside it)."""
+
+    __tablename__ = "channel_user"
+
+    channel: str = Field(primary_key=True, max_length=16)
+    user_id: str = Field(primary_key=True, max_length=128)
+    last_inbound_at: datetime = _when()
+
+
+class DigestSnapshot(SQLModel, table=True):
+    """The ranks one digest showed (registration id -> rank), so the next one can name the
+    biggest movers. Written with the digest's outbox rows: it also marks the period as done."""
+
+    __tablename__ = "digest_snapshot"
+
+    campaign_id: str = Field(primary_key=True, max_length=32)
+    period: datetime = _when(primary_key=True)  # the digest's cron fire time
+    ranks: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = _when()
