@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlmodel import select
 
 from bot.engine import Context
+from bot.flows.organizer import menu_lines
 from bot.flows.signup import describe
 from bot.messages import Reply
 from storage.models import Registration
@@ -16,13 +17,14 @@ MENU = (
     ("战报", "上报直播数据"),
     ("作品", "提交短视频作品链接"),
     ("我的报备", "查看或取消报备"),
+    ("排名", "查看我的排名"),
     ("我的", "查看我的报名"),
     ("帮助", "查看说明"),
 )
 
 
-def menu(_ctx: Context) -> list[Reply]:
-    lines = "\n".join(f"「{word}」{what}" for word, what in MENU)
+def menu(ctx: Context) -> list[Reply]:
+    lines = "\n".join(f"「{word}」{what}" for word, what in MENU) + menu_lines(ctx)
     return [
         Reply(
             "你好，我是直播带货赛事助手。回复下面的关键词开始：\n"
