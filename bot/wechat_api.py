@@ -1,0 +1,196 @@
+"""A thin async face of wechatpy's API client.
+
+wechatpy is synchronous (requests), so every call runs on a thread. `WECHAT_API_BASE` points
+every call at another host (tests use a loopback fake). The access token lives in the database
+(`AccessToken`), shared by every instance and refreshed by one at a time; a call the platform
+rejects for its token is refreshed and retried a bounded number of times (wechatpy's own retry
+recurses without bound).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import requests
+from sqlmodel import Session
+from wechatpy import WeChatClient
+from wechatpy.exceptions import WeChatClientException
+
+from bot.clock import Clock
+from config.settings import Settings
+from storage.db import Database
+from storage.models import AccessToken
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TIMEOUT = 10  # seconds per HTTP call
+TOKEN_ERRORS = frozenset({40001, 40014, 42001})  # invalid / malformed / expired access token
+TOKEN_RETRIES = 1  # refresh-and-retry rounds after a token error
+REFRESH_MARGIN = timedelta(minutes=5)  # refresh a little early: clocks and queues drift
+TEMPORARY_QR_SECONDS = 30 * 86400  # WeChat's maximum for a temporary QR code
+
+
+class WeChatAPIError(Exception):
+    """A failed call: `errcode` is WeChat's code, None for network and HTTP failures."""
+
+    def __init__(self, errcode: int | None, errmsg: str) -> None:
+        super().__init__(f"WeChat API error {errcode}: {errmsg}")
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+
+class SharedToken:
+    """The access token in the database: read by every instance, refreshed by one at a time
+    (a transaction holding the key's lock: an advisory lock on PostgreSQL, the single writer
+    on SQLite), so instances never invalidate each other's tokens with parallel refreshes."""
+
+    def __init__(
+        self, db: Database, clock: Clock, key: str, fetch: Callable[[], tuple[str, int]]
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.key = key
+        self.fetch = fetch  # -> (token, expires_in seconds)
+
+    def _fresh(self, row: AccessToken | None, now: datetime) -> bool:
+        return row is not None and row.expires_at - now > REFRESH_MARGIN
+
+    def get(self) -> str:
+        row = self.db.run_sync(lambda session: session.get(AccessToken, self.key))
+        if row is not None and self._fresh(row, self.clock.now()):
+            return row.token
+        return self.refresh(stale=None)
+
+    def refresh(self, *, stale: str | None) -> str:
+        """A valid token: the stored one if another instance already replaced `stale` (or it
+        is still fresh), else a newly fetched one."""
+
+        def work(session: Session) -> str:
+            self.db.lock_user(session, self.key)
+            row = session.get(AccessToken, self.key)
+            now = self.clock.now()
+            if row is not None and row.token != stale and self._fresh(row, now):
+                return row.token
+            token, expires_in = self.fetch()
+            expires_at = now + timedelta(seconds=expires_in)
+            if row is None:
+                row = AccessToken(key=self.key, token=token, expires_at=expires_at, updated_at=now)
+            else:
+                row.token, row.expires_at, row.updated_at = token, expires_at, now
+            session.add(row)
+            log.info("refreshed the WeChat access token %s", self.key)
+            return token
+
+        return self.db.run_sync(work)
+
+
+class _Client(WeChatClient):  # type: ignore[misc]
+    """wechatpy's client at our base URL, using the token the current call holds, never
+    retrying on its own."""
+
+    def __init__(self, appid: str, secret: str, base: str, local: threading.local) -> None:
+        super().__init__(appid, secret, timeout=TIMEOUT, auto_retry=False)
+        self.API_BASE_URL = f"{base}/cgi-bin/"
+        self._local = local
+
+    @property
+    def access_token(self) -> str:
+        return str(self._local.token)
+
+
+class WeChatAPI:
+    def __init__(self, appid: str, secret: str, base: str, db: Database, clock: Clock) -> None:
+        self.appid = appid
+        self.secret = secret
+        self.base = base.rstrip("/")
+        self._local = threading.local()
+        self.client = _Client(appid, secret, self.base, self._local)
+        self.tokens = SharedToken(db, clock, f"wechat:{appid}", self._fetch_token)
+
+    def _fetch_token(self) -> tuple[str, int]:
+        try:
+            response = self.client._http.get(
+                f"{self.base}/cgi-bin/token",
+                params={
+                    "grant_type": "client_credential",
+                    "appid": self.appid,
+                    "secret": self.secret,
+                },
+                timeout=TIMEOUT,
+            )
+            response.raise_for_status()
+            result = response.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise WeChatAPIError(None, f"token request failed: {exc}") from exc
+        if result.get("errcode"):
+            raise WeChatAPIError(int(result["errcode"]), str(result.get("errmsg", "")))
+        return str(result["access_token"]), int(result.get("expires_in", 7200))
+
+    def call_sync(self, operation: Callable[[Any], T]) -> T:
+        """Run `operation(client)` with a shared token; a rejected token is refreshed and the
+        call retried at most TOKEN_RETRIES times. Raises WeChatAPIError."""
+        token = self.tokens.get()
+        for attempt in range(TOKEN_RETRIES + 1):
+            self._local.token = token
+            try:
+                return operation(self.client)
+            except WeChatClientException as exc:
+                code = int(exc.errcode) if exc.errcode is not None else None
+                if code in TOKEN_ERRORS and attempt < TOKEN_RETRIES:
+                    log.info("WeChat rejected the access token (%s); refreshing", code)
+                    token = self.tokens.refresh(stale=token)
+                    continue
+                raise WeChatAPIError(code, str(exc.errmsg or exc.response)) from exc
+            except requests.RequestException as exc:
+                raise WeChatAPIError(None, f"network: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    async def call(self, operation: Callable[[Any], T]) -> T:
+        """`call_sync` on a thread, so the event loop never waits on WeChat."""
+        return await asyncio.to_thread(self.call_sync, operation)
+
+    async def send_text(self, openid: str, text: str) -> None:
+        """A customer-service message (allowed within 48 hours of the user's last message)."""
+        await self.call(lambda c: c.message.send_text(openid, text))
+
+    async def send_template(
+        self, openid: str, template_id: str, data: dict[str, Any], url: str | None = None
+    ) -> None:
+        await self.call(lambda c: c.message.send_template(openid, template_id, data, url=url))
+
+    async def qrcode_url(self, scene: str, *, permanent: bool) -> str:
+        """The content of a parametric QR code carrying `scene` (what the code encodes)."""
+        data: dict[str, Any] = {
+            "action_name": "QR_LIMIT_STR_SCENE" if permanent else "QR_STR_SCENE",
+            "action_info": {"scene": {"scene_str": scene}},
+        }
+        if not permanent:
+            data["expire_seconds"] = TEMPORARY_QR_SECONDS
+        result = await self.call(lambda c: c.qrcode.create(data))
+        return str(result["url"])
+
+    async def create_menu(self, menu: dict[str, Any]) -> None:
+        await self.call(lambda c: c.menu.create(menu))
+
+
+@contextmanager
+def command_line_api(settings: Settings, clock: Clock) -> Iterator[WeChatAPI]:
+    """The API for a CLI command: the same database (and so the same shared token) as the
+    serving instances. Raises WeChatAPIError when the credentials are not set."""
+    if not (settings.wechat_appid and settings.wechat_secret):
+        raise WeChatAPIError(None, "WECHAT_APPID and WECHAT_SECRET are not set")
+    db = Database(settings.database_url)
+    try:
+        db.create_all()
+        yield WeChatAPI(
+            settings.wechat_appid, settings.wechat_secret, settings.wechat_api_base, db, clock
+        )
+    finally:
+        db.close()

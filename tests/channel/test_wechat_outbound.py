@@ -1,0 +1,323 @@
+"""WeChat outbound: the sender, the shared access token and the `qr` / `wechat-menu` commands,
+against a loopback fake of the WeChat API over real HTTP, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from pytest_aiohttp import AiohttpServer
+from sqlmodel import select
+
+import run_bot
+from bot.clock import FrozenClock
+from bot.handlers.wechat import build_menu
+from bot.outbox_worker import OutboxWorker
+from bot.router import COMMANDS, FLOW_KEYWORDS
+from bot.senders.base import DeliveryError
+from bot.senders.wechat import WeChatSender
+from bot.wechat_api import WeChatAPI
+from config.campaign import Campaign, WeChatTemplates
+from storage.db import Database
+from storage.models import AccessToken, ChannelUser, Outbox
+from storage.outbox import enqueue
+from tests.fakes.wechat_api import APPID, SECRET, FakeWeChat
+from tests.helpers import Campaigns
+
+CUSTOM = "/cgi-bin/message/custom/send"
+
+
+@pytest.fixture
+async def fake(aiohttp_server: AiohttpServer) -> tuple[FakeWeChat, str]:
+    wechat = FakeWeChat()
+    server = await aiohttp_server(wechat.app())
+    return wechat, str(server.make_url("")).rstrip("/")
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    database.create_all()
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def campaigns(all_campaigns: Campaigns) -> dict[str, Campaign]:
+    templates = WeChatTemplates(reminder="TPL-REMIND", review_result="TPL-REVIEW")
+    return {"demo": all_campaigns["demo"].model_copy(update={"wechat_templates": templates})}
+
+
+@pytest.fixture
+def sender(
+    fake: tuple[FakeWeChat, str], db: Database, clock: FrozenClock, campaigns: Campaigns
+) -> WeChatSender:
+    return WeChatSender(WeChatAPI(APPID, SECRET, fake[1], db, clock), db, clock, campaigns)
+
+
+def row(clock: FrozenClock, recipient: str = "o-1", kind: str = "reminder", n: int = 1) -> Outbox:
+    now = clock.now()
+    return Outbox(
+        id=n,
+        key=f"k{n}",
+        campaign_id="demo",
+        channel="wechat",
+        recipient=recipient,
+        kind=kind,
+        text=f"提醒{n}：明天 20:00 的直播别忘了。",
+        attempts=1,
+        next_attempt_at=now,
+        created_at=now,
+    )
+
+
+async def wrote(db: Database, user: str, ago: timedelta, clock: FrozenClock) -> None:
+    """The user's last message, `ago` before now."""
+    when = clock.now() - ago
+    await db.run(lambda s: s.add(ChannelUser(channel="wechat", user_id=user, last_inbound_at=when)))
+
+
+# The 48-hour window ----------------------------------------------------------------------------
+async def test_inside_the_window_customer_service_messages_share_one_cached_token(
+    sender: WeChatSender, fake: tuple[FakeWeChat, str], db: Database, clock: FrozenClock
+) -> None:
+    wechat = fake[0]
+    await wrote(db, "o-1", timedelta(hours=47), clock)
+    for n in (1, 2, 3):
+        await sender.deliver(row(clock, n=n))
+    assert [m["text"][:3] for m in wechat.custom] == ["提醒1", "提醒2", "提醒3"]
+    assert wechat.tokens_issued == ["FAKE-TOKEN-1"] and wechat.templates == []
+    [stored] = await db.run(lambda s: list(s.exec(select(AccessToken))))
+    assert (stored.key, stored.token) == (f"wechat:{APPID}", "FAKE-TOKEN-1")
+    assert stored.expires_at == clock.now() + timedelta(seconds=7200)
+
+
+@pytest.mark.parametrize(
+    ("ago", "kind", "template"),
+    [
+        (timedelta(hours=49), "reminder", "TPL-REMIND"),
+        (timedelta(days=30), "review_result", "TPL-REVIEW"),
+        (None, "filing_reviewed", "TPL-REVIEW"),
+    ],
+)
+async def test_outside_the_window_a_template_message(
+    sender: WeChatSender,
+    fake: tuple[FakeWeChat, str],
+    db: Database,
+    clock: FrozenClock,
+    ago: timedelta | None,
+    kind: str,
+    template: str,
+) -> None:
+    if ago is not None:
+        await wrote(db, "o-1", ago, clock)
+    await sender.deliver(row(clock, kind=kind))
+    [sent] = fake[0].templates
+    assert (sent["touser"], sent["template_id"]) == ("o-1", template)
+    assert sent["data"]["first"]["value"].startswith("提醒1") and fake[0].custom == []
+
+
+async def test_a_window_closed_early_falls_back_to_the_template(
+    sender: WeChatSender, fake: tuple[FakeWeChat, str], db: Database, clock: FrozenClock
+) -> None:
+    await wrote(db, "o-1", timedelta(hours=1), clock)
+    fake[0].close_window("o-1")
+    await sender.deliver(row(clock))
+    assert fake[0].custom == [] and fake[0].templates[0]["template_id"] == "TPL-REMIND"
+
+
+async def test_no_template_outside_the_window_is_a_permanent_failure(
+    sender: WeChatSender, fake: tuple[FakeWeChat, str], clock: FrozenClock
+) -> None:
+    with pytest.raises(DeliveryError) as failure:
+        await sender.deliver(row(clock, kind="reply"))
+    assert failure.value.permanent and "wechat_templates" in failure.value.reason
+    assert fake[0].calls == []
+
+
+# Tokens and errors ----------------------------------------------------------------------------
+async def test_an_expired_token_is_refreshed_once_and_the_message_sent(
+    sender: WeChatSender, fake: tuple[FakeWeChat, str], db: Database, clock: FrozenClock
+) -> None:
+    wechat = fake[0]
+    await wrote(db, "o-1", timedelta(hours=1), clock)
+    await sender.deliver(row(clock, n=1))
+    wechat.expire_tokens()
+    await sender.deliver(row(clock, n=2))
+    assert wechat.tokens_issued == ["FAKE-TOKEN-1", "FAKE-TOKEN-2"] and len(wechat.custom) == 2
+
+
+async def test_token_errors_are_retried_a_bounded_number_of_times(
+    sender: WeChatSender, fake: tuple[FakeWeChat, str], db: Database, clock: FrozenClock
+) -> None:
+    wechat = fake[0]
+    await wrote(db, "o-1", timedelta(hours=1), clock)
+    wechat.fail(CUSTOM, *[40001] * 50)
+    with pytest.raises(DeliveryError) as failure:
+        await sender.deliver(row(clock))
+    assert "40001" in failure.value.reason and not failure.value.permanent
+    assert wechat.calls.count(CUSTOM) == 2 and len(wechat.tokens_issued) == 2
+
+
+async def test_rate_limits_back_off_longer_each_time(
+    sender: WeChatSender, fake: tuple[FakeWeChat, str], db: Database, clock: FrozenClock
+) -> None:
+    await wrote(db, "o-1", timedelta(hours=1), clock)
+    fake[0].fail(CUSTOM, 45009, 45009)
+    waits = []
+    for _ in range(2):
+        with pytest.raises(DeliveryError) as failure:
+            await sender.deliver(row(clock))
+        waits.append(failure.value.retry_after)
+    assert waits == [60.0, 120.0]
+    await sender.deliver(row(clock))  # a success ends the streak
+    fake[0].fail(CUSTOM, 45009)
+    with pytest.raises(DeliveryError) as failure:
+        await sender.deliver(row(clock))
+    assert failure.value.retry_after == 60.0
+
+
+@pytest.mark.parametrize(("errcode", "permanent"), [(43004, True), (40003, True), (-1, False)])
+async def test_platform_errors_are_reported_with_their_code(
+    sender: WeChatSender,
+    fake: tuple[FakeWeChat, str],
+    db: Database,
+    clock: FrozenClock,
+    errcode: int,
+    permanent: bool,
+) -> None:
+    await wrote(db, "o-1", timedelta(hours=1), clock)
+    fake[0].fail(CUSTOM, errcode)
+    with pytest.raises(DeliveryError) as failure:
+        await sender.deliver(row(clock))
+    assert str(errcode) in failure.value.reason and failure.value.permanent is permanent
+
+
+async def test_an_unreachable_api_is_a_retryable_failure(
+    db: Database, clock: FrozenClock, campaigns: Campaigns
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    api = WeChatAPI(APPID, SECRET, f"http://127.0.0.1:{port}", db, clock)
+    with pytest.raises(DeliveryError) as failure:
+        await WeChatSender(api, db, clock, campaigns).deliver(row(clock, kind="review_result"))
+    assert not failure.value.permanent and "token request failed" in failure.value.reason
+
+
+async def test_instances_share_the_token_and_refresh_it_one_at_a_time(
+    fake: tuple[FakeWeChat, str], db: Database, clock: FrozenClock
+) -> None:
+    wechat, base = fake
+    first, second = (WeChatAPI(APPID, SECRET, base, db, clock) for _ in range(2))
+    await asyncio.gather(
+        *(api.send_text(f"o-{n}", "你好") for n in range(4) for api in (first, second))
+    )
+    assert wechat.tokens_issued == ["FAKE-TOKEN-1"] and len(wechat.custom) == 8
+    wechat.expire_tokens()
+    await first.send_text("o-1", "你好")  # refreshes
+    # The other instance still holding the old token finds the new one instead of fetching.
+    assert await asyncio.to_thread(second.tokens.refresh, stale="FAKE-TOKEN-1") == "FAKE-TOKEN-2"
+    await second.send_text("o-2", "你好")
+    assert wechat.tokens_issued == ["FAKE-TOKEN-1", "FAKE-TOKEN-2"]
+    # A token near its expiry is refreshed before use.
+    clock.advance(timedelta(seconds=7200 - 60))
+    await second.send_text("o-3", "你好")
+    assert len(wechat.tokens_issued) == 3
+
+
+async def test_the_outbox_worker_delivers_through_the_wechat_sender(
+    sender: WeChatSender, fake: tuple[FakeWeChat, str], db: Database, clock: FrozenClock
+) -> None:
+    await wrote(db, "o-ok", timedelta(hours=1), clock)
+    now = clock.now()
+    for key, user in (("a", "o-ok"), ("b", "o-gone")):
+        text = f"审核结果：{key}"
+        await db.run(
+            lambda s, key=key, user=user, text=text: enqueue(
+                s,
+                key=key,
+                channel="wechat",
+                recipient=user,
+                kind="review_result",
+                text=text,
+                now=now,
+                campaign_id="demo",
+            )
+        )
+    fake[0].fail("/cgi-bin/message/template/send", 43004)  # o-gone unfollowed the account
+    assert await OutboxWorker(db, {"wechat": sender}, clock).run_once() == 2
+    rows = await db.run(lambda s: {r.key: r for r in s.exec(select(Outbox))})
+    assert rows["a"].status == "sent" and fake[0].custom[0]["text"] == "审核结果：a"
+    assert rows["b"].status == "dead" and "43004" in (rows["b"].last_error or "")
+
+
+# Commands ------------------------------------------------------------------------------------
+@pytest.fixture
+def wechat_env(monkeypatch: pytest.MonkeyPatch, db_url: str, fake: tuple[FakeWeChat, str]) -> None:
+    for name, value in {
+        "DATABASE_URL": db_url,
+        "WECHAT_APPID": APPID,
+        "WECHAT_SECRET": SECRET,
+        "WECHAT_API_BASE": fake[1],
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+async def command(*argv: str) -> int:
+    return await asyncio.to_thread(run_bot.main, list(argv))
+
+
+@pytest.mark.usefixtures("wechat_env")
+async def test_wechat_menu_publishes_the_keywords(
+    fake: tuple[FakeWeChat, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await command("wechat-menu", "--now", "2024-09-08T10:00") == 0
+    [menu] = fake[0].menus
+    assert menu == build_menu({*FLOW_KEYWORDS, *COMMANDS})
+    assert "参赛: 报名" in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("wechat_env")
+@pytest.mark.parametrize("permanent", [False, True])
+async def test_qr_makes_a_wechat_parametric_code(
+    fake: tuple[FakeWeChat, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    permanent: bool,
+) -> None:
+    out = tmp_path / "poster.png"
+    args = ["qr", "--campaign", "demo", "--unit", "demo-youth", "--out", str(out)]
+    assert await command(*args, *(["--permanent"] if permanent else [])) == 0
+    [made] = fake[0].qrcodes
+    assert made["action_info"]["scene"]["scene_str"] == "demo:demo-youth"
+    if permanent:
+        assert made["action_name"] == "QR_LIMIT_STR_SCENE" and "expire_seconds" not in made
+    else:
+        assert (made["action_name"], made["expire_seconds"]) == ("QR_STR_SCENE", 30 * 86400)
+    printed = capsys.readouterr().out
+    assert (
+        "http://weixin.qq.com/q/fake1" in printed and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    )
+
+
+@pytest.mark.usefixtures("wechat_env")
+async def test_qr_reports_a_wechat_refusal(
+    fake: tuple[FakeWeChat, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake[0].fail("/cgi-bin/qrcode/create", 48001)
+    assert await command("qr", "--campaign", "demo", "--out", str(tmp_path / "x.png")) == 1
+    assert "48001" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+
+
+async def test_wechat_menu_needs_credentials(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("WECHAT_APPID", raising=False)
+    monkeypatch.delenv("WECHAT_SECRET", raising=False)
+    assert await command("wechat-menu") == 1
+    assert "WECHAT_APPID" in capsys.readouterr().err
