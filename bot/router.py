@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 
 from bot.engine import CANCEL_WORDS, Context, Engine, Flow, normalise
-from bot.flows import common, filing, report, signup, videos
+from bot.flows import common, filing, groups, organizer, ranking, report, signup, videos
 from bot.messages import Reply
 from bot.rules.scene import parse_scene
 from bot.rules.sharetext import extract_urls
@@ -29,13 +29,17 @@ FLOW_KEYWORDS: dict[str, Flow] = {
 COMMANDS: dict[str, Command] = {
     "我的": common.mine,
     "我的报备": filing.my_filings,
+    "排名": ranking.show,
     "帮助": common.menu,
     "菜单": common.menu,
     "help": common.menu,
+    **organizer.COMMANDS,
 }
 # Commands with arguments (organizer commands such as `通过 3 5`), tried in order.
 PATTERNS: list[tuple[re.Pattern[str], PatternCommand]] = [
     (filing.CANCEL_PATTERN, filing.cancel_filing),
+    (groups.BIND_PATTERN, groups.bind),
+    *organizer.PATTERNS,
 ]
 FLOWS: list[Flow] = list(FLOW_KEYWORDS.values())
 

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     feishu_verification_token: str | None = Field(default=None, alias="FEISHU_VERIFICATION_TOKEN")
     feishu_encrypt_key: str | None = Field(default=None, alias="FEISHU_ENCRYPT_KEY")
     feishu_domain: str = Field(default="https://open.feishu.cn", alias="FEISHU_DOMAIN")
+    # webhook: events at POST /feishu/events; ws: a long connection, for offices without a public URL
+    feishu_mode: Literal["webhook", "ws"] = Field(default="webhook", alias="FEISHU_MODE")
 
     @property
     def dev(self) -> bool:

@@ -1,0 +1,1 @@
+"""Loopback fakes of platform APIs, speaking their real wire formats."""
