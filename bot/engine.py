@@ -83,6 +83,10 @@ class Step:
     show: Callable[[Any, Context], str] | None = None
     in_summary: bool = True
     accepts_image: bool = False  # a picture answers it (a 战报 screenshot): its channel reference
+    # A rule between this answer and others (refunds ≤ GMV, no overlap): a hint or None. Run on
+    # the parsed answer, and again before the summary and at 确认, because 修改 N of another
+    # answer, or the time passing, can break it after this step was answered.
+    check: Callable[[Any, Context], str | None] | None = None
 
     def applies(self, ctx: Context) -> bool:
         return self.when is None or self.when(ctx)
@@ -266,6 +270,9 @@ class Engine:
             conv.step = pending[0].key
             self._save(ctx, conv)
             return [self._ask(ctx, flow, pending[0])]
+        broken = self._recheck(ctx, flow, conv)
+        if broken:
+            return broken
         if flow.confirm:
             conv.step = CONFIRM_STEP
             conv.editing = False
@@ -313,7 +320,24 @@ class Engine:
             if chosen is None and step.parse is None:
                 raise Invalid(f"请回复选项编号（1-{len(options)}）或选项文字。")
             answer = chosen if chosen is not None else answer
-        return step.parse(answer, ctx) if step.parse else answer
+        value = step.parse(answer, ctx) if step.parse else answer
+        hint = step.check(value, ctx) if step.check else None
+        if hint:
+            raise Invalid(hint)
+        return value
+
+    def _recheck(self, ctx: Context, flow: Flow, conv: Conversation) -> list[Reply]:
+        """Sends the user back to the first answer that a rule between answers now refuses."""
+        for step in flow.applicable(ctx):
+            if step.check is None or step.key not in ctx.data:
+                continue
+            hint = step.check(ctx.data[step.key], ctx)
+            if hint:
+                conv.step = step.key
+                conv.editing = True
+                self._save(ctx, conv)
+                return [self._ask(ctx, flow, step, lead=f"{hint}\n请修改「{step.label}」：")]
+        return []
 
     def _back(self, ctx: Context, flow: Flow, conv: Conversation) -> list[Reply]:
         history = list(conv.history)
@@ -338,7 +362,7 @@ class Engine:
     ) -> list[Reply]:
         answer = normalise(text).casefold()
         if answer in CONFIRM_WORDS:
-            return self._finish(ctx, flow, conv)
+            return self._recheck(ctx, flow, conv) or self._finish(ctx, flow, conv)
         match = re.fullmatch(r"(?:修改|改)\s*(\d+)", answer)
         rows = self._summary_steps(ctx, flow)
         if match and 1 <= int(match.group(1)) <= len(rows):

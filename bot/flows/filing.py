@@ -75,11 +75,13 @@ def _start(text: str, ctx: Context) -> str:
             hint = f"{parsed.question}{numbered}" + ("\n也可以直接回复编号。" if numbered else "")
             raise Invalid(hint, miss=False)
         start = parsed
-    refusal = start_refusal(ctx.require_campaign, ctx.now, start)
-    if refusal:
-        raise Invalid(refusal)
     ctx.data = {k: v for k, v in ctx.data.items() if k != "_start_options"}
     return start.isoformat()
+
+
+def _check_start(value: str, ctx: Context) -> str | None:
+    # Checked again at 确认: the notice shrinks while the user fills in the rest.
+    return start_refusal(ctx.require_campaign, ctx.now, datetime.fromisoformat(value))
 
 
 def _phase_choices(ctx: Context) -> list[str]:
@@ -91,13 +93,17 @@ def _minutes(text: str, ctx: Context) -> int:
     if minutes is None:
         raise Invalid("请回复直播时长，例如：2小时、90分钟、1.5h。")
     if text.strip().isdigit() and minutes <= 12:
-        raise Invalid(f"是{minutes}小时吗？请带上单位回复，如：{minutes}小时 或 90分钟。", miss=False)
-    refusal = duration_refusal(
+        raise Invalid(
+            f"是{minutes}小时吗？请带上单位回复，如：{minutes}小时 或 90分钟。", miss=False
+        )
+    return minutes
+
+
+def _check_minutes(minutes: int, ctx: Context) -> str | None:
+    # Depends on the start and the activity too: 修改 of either re-runs it.
+    return duration_refusal(
         ctx.require_campaign, _phase(ctx), _start_at(ctx), minutes, _own_streams(ctx)
     )
-    if refusal:
-        raise Invalid(refusal)
-    return minutes
 
 
 def _platform_choices(ctx: Context) -> list[str]:
@@ -143,9 +149,6 @@ def _products(text: str, ctx: Context) -> list[str]:
         chosen = list(dict.fromkeys(catalogue[int(n) - 1] for n in numbers))
     else:
         chosen = [p.strip() for p in re.split(r"[，,、;；\n]+", text) if p.strip()]
-    refusal = products_refusal(ctx.require_campaign, chosen)
-    if refusal:
-        raise Invalid(refusal)
     return chosen
 
 
@@ -191,6 +194,7 @@ STEPS = (
         _start_prompt,
         _start,
         show=lambda v, _c: fmt_when(datetime.fromisoformat(v)),
+        check=_check_start,
     ),
     Step(
         "phase",
@@ -199,7 +203,14 @@ STEPS = (
         choices=_phase_choices,
         when=lambda ctx: "start" in ctx.data and len(_phase_choices(ctx)) > 1,
     ),
-    Step("minutes", "时长", _minutes_prompt, _minutes, show=lambda v, _c: fmt_minutes(v)),
+    Step(
+        "minutes",
+        "时长",
+        _minutes_prompt,
+        _minutes,
+        show=lambda v, _c: fmt_minutes(v),
+        check=_check_minutes,
+    ),
     Step("platform", "平台", "在哪个平台直播？", _platform, choices=_platform_choices),
     Step("venue", "直播地点", "在哪里直播？", choices=_venue_choices, when=_has_venue_choice),
     Step(
@@ -222,6 +233,7 @@ STEPS = (
         _products_prompt,
         _products,
         show=lambda v, _c: "、".join(v) if v else "（未填）",
+        check=lambda v, ctx: products_refusal(ctx.require_campaign, v),
         when=lambda ctx: (
             bool(ctx.require_campaign.products) or ctx.require_campaign.filing.min_products > 0
         ),

@@ -71,11 +71,9 @@ def _money(label: str, example: str) -> Any:
     return parse
 
 
-def _refunds(text: str, ctx: Context) -> str:
-    amount = _money("退款金额", "300")(text, ctx)
-    if Decimal(amount) > Decimal(ctx.data["gmv"]):
-        raise Invalid(f"退款金额不能超过成交金额（{fmt_amount(Decimal(ctx.data['gmv']))}元）。")
-    return amount
+def _check_refunds(amount: str, ctx: Context) -> str | None:
+    gmv = Decimal(ctx.data["gmv"])
+    return f"退款金额不能超过成交金额（{fmt_amount(gmv)}元）。" if Decimal(amount) > gmv else None
 
 
 def _count(label: str, example: str) -> Any:
@@ -88,20 +86,15 @@ def _count(label: str, example: str) -> Any:
     return parse
 
 
-def _peak(text: str, ctx: Context) -> int:
-    peak = _count("最高在线人数", "320")(text, ctx)
-    if peak > ctx.data["viewers"]:
-        raise Invalid(f"最高在线人数不能超过累计观看人数（{ctx.data['viewers']}）。")
-    return int(peak)
+def _check_peak(peak: int, ctx: Context) -> str | None:
+    viewers = ctx.data["viewers"]
+    return f"最高在线人数不能超过累计观看人数（{viewers}）。" if peak > viewers else None
 
 
 def _minutes(text: str, ctx: Context) -> int:
     minutes = parse_duration_minutes(text)
     if minutes is None:
         raise Invalid("请回复实际直播时长，例如：2小时、125分钟。")
-    refusal = report_minutes_refusal(_filing(ctx).minutes, minutes)
-    if refusal:
-        raise Invalid(refusal)
     return minutes
 
 
@@ -134,8 +127,9 @@ STEPS = (
         "refunds",
         "退款金额",
         "其中退款（退货）金额是多少元？没有请回复 0。",
-        _refunds,
+        _money("退款金额", "300"),
         show=lambda v, _c: f"{fmt_amount(Decimal(v))}元",
+        check=_check_refunds,
     ),
     Step("orders", "成交订单", "成交订单数是多少？", _count("成交订单数", "85")),
     Step(
@@ -144,7 +138,13 @@ STEPS = (
         "累计观看人数是多少？例如：3500、1.2万。",
         _count("累计观看人数", "3500"),
     ),
-    Step("peak_viewers", "最高在线", "最高同时在线人数是多少？", _peak),
+    Step(
+        "peak_viewers",
+        "最高在线",
+        "最高同时在线人数是多少？",
+        _count("最高在线人数", "320"),
+        check=_check_peak,
+    ),
     Step("likes", "获赞", "这场获得多少点赞？", _count("点赞数", "2.3万")),
     Step(
         "minutes",
@@ -152,6 +152,7 @@ STEPS = (
         "实际直播了多长时间？例如：2小时、125分钟。",
         _minutes,
         show=lambda v, _c: fmt_minutes(v),
+        check=lambda v, ctx: report_minutes_refusal(_filing(ctx).minutes, v),
     ),
     Step(
         "screenshot",

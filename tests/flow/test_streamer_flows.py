@@ -222,6 +222,44 @@ async def test_report_refunds_above_gmv_are_refused(client: TestClient, clock: F
     assert "退款金额不能超过成交金额" in text
 
 
+async def test_editing_one_answer_rechecks_the_rules_between_answers(
+    client: TestClient, clock: FrozenClock
+) -> None:
+    """修改 N of GMV after the refunds, or of the start after the duration, cannot slip a broken
+    rule past the summary: the user is sent back to the answer the rule now refuses."""
+    clock.set(shanghai(2024, 9, 15, 10, 0))
+    chat = chat_of(client)
+    await file_stream(chat, "u1", "9月17日 20:00")
+    clock.set(shanghai(2024, 9, 17, 22, 30))
+    text = await chat.run("u1", "战报", "1000", "500", "20", "3000", "200", "100", "2小时", "跳过")
+    assert "请核对" in text
+    await chat.say("u1", "修改 1")
+    reply = await chat.last("u1", "100")
+    assert "退款金额不能超过成交金额（100元）" in reply and "请修改「退款金额」" in reply
+    assert "请核对" in await chat.last("u1", "50")
+    assert "净成交50元" in await chat.last("u1", "确认")
+
+    # A filing moved into 双十一 (≥ 2 h) keeps its 1 h duration only if asked again.
+    await chat.run("u1", "报备", "9月20日 20:00", "1小时", "1", "1", "主推枸杞，抽奖引流。")
+    await chat.say("u1", "修改 1")
+    reply = await chat.last("u1", "11-05 20:00")
+    assert "要求每场不少于2小时" in reply and "请修改「时长」" in reply
+    assert "请核对" in await chat.last("u1", "2小时")
+    assert "报备成功" in await chat.last("u1", "确认")
+
+    # Moved onto one's own stream: refused as an overlap at the summary, not saved.
+    await chat.run("u1", "报备", "9月21日 20:00", "2小时", "1", "1", "主推滩羊肉，抽奖引流。")
+    await chat.say("u1", "修改 1")
+    assert "时间重叠" in await chat.last("u1", "11-05 21:00")
+    # Time passing also counts: the notice is checked again at 确认.
+    await chat.say("u1", "取消")
+    clock.set(shanghai(2024, 9, 18, 19, 0))
+    await chat.run("u1", "报备", "9月19日 20:00", "1小时", "1", "1", "主推枸杞，抽奖引流。")
+    clock.set(shanghai(2024, 9, 18, 20, 30))
+    assert "至少提前24小时" in await chat.last("u1", "确认")
+    assert len(await rows(client, Filing)) == 2
+
+
 async def test_report_takes_a_screenshot(client: TestClient, clock: FrozenClock) -> None:
     clock.set(shanghai(2024, 9, 15, 10, 0))
     chat = chat_of(client)
