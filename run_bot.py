@@ -65,6 +65,7 @@ def qr(args: argparse.Namespace) -> int:
             out=Path(args.out),
             permanent=args.permanent,
             web=args.web,
+            board=args.board,
         )
     except (CampaignConfigError, QRError) as exc:
         print(exc, file=sys.stderr)
@@ -205,11 +206,16 @@ def main(argv: list[str] | None = None) -> int:
     _now_arg(p)
     p.set_defaults(run=check_config)
 
-    p = commands.add_parser("qr", help="make a registration QR code poster (PNG)")
+    p = commands.add_parser(
+        "qr", help="make a registration QR code poster (PNG), or one to the leaderboard (--board)"
+    )
     p.add_argument("--campaign", required=True, help="campaign id")
     p.add_argument("--unit", help="recommending unit key (units in the campaign file)")
     p.add_argument("--permanent", action="store_true", help="a permanent WeChat code")
     p.add_argument("--web", action="store_true", help="a code to the web sign-up page")
+    p.add_argument(
+        "--board", action="store_true", help="a code to the public leaderboard page /board/ID"
+    )
     p.add_argument("--out", required=True, help="the PNG file to write")
     _now_arg(p)
     p.set_defaults(run=qr)

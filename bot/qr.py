@@ -4,8 +4,11 @@ A code carries the scene `<campaign>[:<unit>]` (bot/rules/scene.py). With WeChat
 is a parametric QR code from the WeChat API (temporary for 30 days unless permanent): scanning
 it follows the account and starts sign-up with campaign and unit filled in. With `--web`, or
 without credentials, it encodes the web sign-up page `{BOT_PUBLIC_BASE_URL}/?scene=<scene>`.
+With `--board` it encodes the public leaderboard page `{BOT_PUBLIC_BASE_URL}/board/<campaign>`
+instead (a web code always: there is nothing to follow or sign up for).
 The PNG is a printable poster: the code, the campaign's name and the unit, where the machine has
-a font with Chinese characters; without one, the code and its scene only (the caller says so).
+a font with Chinese characters; without one, the code and its scene or URL only (the caller
+says so).
 """
 
 from __future__ import annotations
@@ -59,6 +62,11 @@ def web_url(base_url: str, scene: str) -> str:
     return f"{base_url.rstrip('/')}/?scene={quote(scene, safe=':')}"
 
 
+def board_url(base_url: str, campaign_id: str) -> str:
+    """The campaign's public leaderboard page (bot/handlers/board.py)."""
+    return f"{base_url.rstrip('/')}/board/{quote(campaign_id, safe='')}"
+
+
 @cache
 def cjk_font() -> Path | None:
     """A font file with Chinese characters, if the machine has one (`fc-list :lang=zh`)."""
@@ -73,8 +81,12 @@ def cjk_font() -> Path | None:
     return None
 
 
-def write_poster(content: str, target: QRTarget, out: Path, *, wechat: bool) -> bool:
-    """The code with its captions as a PNG; False when the Chinese captions had to be left out."""
+def write_poster(
+    content: str, out: Path, *, title: str, subtitle: str | None, action: str, footer: str
+) -> bool:
+    """The code with its captions as a PNG; False when the Chinese captions had to be left out.
+
+    `footer` is printed in any font, so it stays ASCII (a scene or a URL)."""
     matrix = [
         [bool(module) for module in row]
         for row in segno.make(content, error="m").matrix_iter(border=4)
@@ -86,15 +98,13 @@ def write_poster(content: str, target: QRTarget, out: Path, *, wechat: bool) -> 
     axes.set_axis_off()
     font = cjk_font()
     if font is not None:
-        title = textwrap.fill(target.campaign.name, 16)
-        figure.text(0.5, 0.9, title, ha="center", va="center", font=font, fontsize=20)
-        if target.unit is not None:
-            figure.text(
-                0.5, 0.19, f"推荐单位：{target.unit.name}", ha="center", font=font, fontsize=14
-            )
-        action = "微信扫一扫，关注并报名" if wechat else "扫码打开报名页面"
+        figure.text(
+            0.5, 0.9, textwrap.fill(title, 16), ha="center", va="center", font=font, fontsize=20
+        )
+        if subtitle is not None:
+            figure.text(0.5, 0.19, subtitle, ha="center", font=font, fontsize=14)
         figure.text(0.5, 0.13, action, ha="center", font=font, fontsize=16)
-    figure.text(0.5, 0.05, target.scene, ha="center", fontsize=10, color="#555555")
+    figure.text(0.5, 0.05, footer, ha="center", fontsize=10, color="#555555")
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, format="png")
     return font is not None
@@ -110,12 +120,18 @@ def generate(
     out: Path,
     permanent: bool = False,
     web: bool = False,
+    board: bool = False,
 ) -> list[str]:
     """Make the code and write the poster; returns what to tell the operator. Raises QRError."""
+    if board and (unit_key or permanent):
+        # The board is one public page per campaign: a unit or a WeChat lifetime means nothing.
+        raise QRError("--board makes a code to the public leaderboard: no --unit or --permanent")
     target = resolve(campaigns, campaign_id, unit_key)
-    wechat = not web and bool(settings.wechat_appid and settings.wechat_secret)
+    wechat = not web and not board and bool(settings.wechat_appid and settings.wechat_secret)
     lines = []
-    if wechat:
+    if board:
+        content = board_url(settings.public_base_url, target.campaign.id)
+    elif wechat:
         try:
             with command_line_api(settings, clock) as api:
                 content = asyncio.run(api.qrcode_url(target.scene, permanent=permanent))
@@ -132,11 +148,20 @@ def generate(
             lines.append("no WECHAT_APPID/WECHAT_SECRET: a QR code to the web sign-up page")
         if permanent:
             lines.append("--permanent applies to WeChat codes only; a web code never expires")
-    captioned = write_poster(content, target, out, wechat=wechat)
-    lines.append(f"wrote {out}: scene {target.scene} -> {content}")
+    if board:
+        subtitle, action, footer = "实时排名 · 每分钟更新", "扫码查看龙虎榜", content
+        lines.append(f"wrote {out}: the public leaderboard -> {content}")
+    else:
+        subtitle = f"推荐单位：{target.unit.name}" if target.unit else None
+        action = "微信扫一扫，关注并报名" if wechat else "扫码打开报名页面"
+        footer = target.scene
+        lines.append(f"wrote {out}: scene {target.scene} -> {content}")
+    captioned = write_poster(
+        content, out, title=target.campaign.name, subtitle=subtitle, action=action, footer=footer
+    )
     if not captioned:
         lines.append(
             "note: no font with Chinese characters here (fc-list :lang=zh is empty), so the "
-            "poster shows the code and its scene only; install fonts-noto-cjk for the captions"
+            f'poster shows the code and "{footer}" only; install fonts-noto-cjk for the captions'
         )
     return lines

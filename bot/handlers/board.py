@@ -1,31 +1,61 @@
-"""The public leaderboard (龙虎榜) over HTTP: `GET /api/campaigns/{id}/leaderboard[?phase=key]`.
+"""The public leaderboard (龙虎榜): the page `GET /board/{id}` and its JSON
+`GET /api/campaigns/{id}/leaderboard[?phase=key][&top=N]`.
 
 Public means masked: display names only (王*文), never a full name or a mobile number, and
-disqualified streamers are left out. `load_board` and `public_board` are the parts a page
-(`/board/{id}`) renders too, so both always show the same thing.
+disqualified streamers are left out. The page embeds the same JSON `public_board` gives the API
+and then refreshes from the API, so both always show the same thing.
 """
 
 from __future__ import annotations
 
+import html
+import json
+import re
+from datetime import datetime
+from functools import cache
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
 from bot.clock import SHANGHAI
 from bot.keys import CAMPAIGNS, CLOCK, DATABASE
-from bot.rules.scoring import metric_label
-from config.campaign import Campaign
-from storage.leaderboard import Leaderboard, compute_leaderboard
+from bot.rules.scoring import fmt_metric, metric_label
+from config.campaign import Campaign, Phase
+from storage.leaderboard import GroupBoard, Leaderboard, compute_leaderboard
 
 CACHE_SECONDS = 30  # browsers and proxies may reuse a board briefly; figures change slowly
+PAGE_TOP = 20  # entries per group on the page: a phone screen, not the whole field
+MAX_TOP = 500
+TEMPLATE = Path(__file__).resolve().parent.parent / "static" / "board.html"
+NOT_FOUND_PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>没有找到这个赛事</title>
+<style>body{margin:0;padding:64px 24px;text-align:center;background:#f3f3f3;color:#333;
+font:16px/1.6 -apple-system,"PingFang SC","Microsoft YaHei",sans-serif}
+h1{font-size:20px;color:#e8463a}a{color:#e8463a}</style></head>
+<body><h1>没有找到这个赛事</h1>
+<p>榜单链接可能有误，或赛事已下线。<br>请重新扫描组委会发布的二维码。</p>
+<p><a href="/">打开赛事助手</a></p></body></html>
+"""
 
 
 def setup(app: web.Application) -> None:
+    app.router.add_get("/board/{id}", board_page)
     app.router.add_get("/api/campaigns/{id}/leaderboard", leaderboard_api)
 
 
 def _error(status: int, reason: str, **extra: Any) -> web.Response:
     return web.json_response({"error": reason, **extra}, status=status)
+
+
+async def _compute(request: web.Request, campaign: Campaign, phase: str | None) -> Leaderboard:
+    now = request.app[CLOCK].now()
+    return await request.app[DATABASE].run(
+        lambda session: compute_leaderboard(session, campaign, now, phase_key=phase)
+    )
 
 
 async def load_board(
@@ -39,49 +69,135 @@ async def load_board(
     phases = [p.key for p in campaign.phases]
     if phase is not None and phase not in phases:
         return _error(400, "unknown phase", phase=phase, phases=phases)
-    now = request.app[CLOCK].now()
-    board = await request.app[DATABASE].run(
-        lambda session: compute_leaderboard(session, campaign, now, phase_key=phase)
+    return campaign, await _compute(request, campaign, phase)
+
+
+def _phase(phase: Phase | None) -> dict[str, str] | None:
+    if phase is None:
+        return None
+    return {
+        "key": phase.key,
+        "name": phase.name,
+        "kind": phase.kind,
+        "start": phase.start.astimezone(SHANGHAI).isoformat(),
+        "end": phase.end.astimezone(SHANGHAI).isoformat(),
+    }
+
+
+def timeline(campaign: Campaign, now: datetime) -> dict[str, Any]:
+    """Where the campaign stands: `state` before | running | between | after, the phase running
+    now and the next one to start (either may be None). Phases overlap (利通), so the headline is
+    a running competition phase if any, and among equals the one that ends first: its
+    countdown is the nearest that matters."""
+    running = [p for p in campaign.phases if p.contains(now)]
+    current = min(running, key=lambda p: (p.kind != "competition", p.end), default=None)
+    upcoming = min(
+        (p for p in campaign.phases if p.start > now), key=lambda p: p.start, default=None
     )
-    return campaign, board
+    if current is not None:
+        state = "running"
+    elif upcoming is None:
+        state = "after"
+    else:
+        state = "before" if all(p.start > now for p in campaign.phases) else "between"
+    return {"state": state, "current": _phase(current), "next": _phase(upcoming)}
 
 
-def public_board(campaign: Campaign, board: Leaderboard, phase: str | None) -> dict[str, Any]:
+def public_board(
+    campaign: Campaign, board: Leaderboard, phase: str | None, top: int | None = None
+) -> dict[str, Any]:
+    """What the public may see. `updated_at` is the app clock's now (the board was computed
+    then): the page counts phase deadlines down from it, so a rehearsal clock (`--now`) works."""
     return {
         "campaign": campaign.id,
         "name": campaign.name,
         "phase": phase,
         "updated_at": board.updated_at.astimezone(SHANGHAI).isoformat(),
+        "timeline": timeline(campaign, board.updated_at),
         "metrics": [
             {"key": m.key, "label": metric_label(m.key, m.label), "weight": m.weight}
             for m in campaign.scoring.metrics
         ],
-        "groups": [
+        "groups": [_public_group(campaign, group, top) for group in board.groups],
+    }
+
+
+def _public_group(campaign: Campaign, group: GroupBoard, top: int | None) -> dict[str, Any]:
+    ranked = [e for e in group.entries if e.rank is not None]
+    return {
+        "key": group.key,
+        "name": group.name,
+        "ranked": len(ranked),  # all of them, while `top` cuts the entries
+        "entries": [
             {
-                "key": group.key,
-                "name": group.name,
-                "entries": [
-                    {
-                        "rank": e.rank,
-                        "streamer_id": e.registration_id,
-                        "display_name": e.display_name,
-                        "score": e.score,
-                        "breakdown": {k: round(v, 2) for k, v in e.breakdown.items()},
-                        "metrics": {k: round(v, 2) for k, v in e.metrics.items()},
-                    }
-                    for e in group.entries
-                    if e.rank is not None
-                ],
+                "rank": e.rank,
+                "streamer_id": e.registration_id,
+                "display_name": e.display_name,
+                "score": e.score,
+                "breakdown": {k: round(v, 2) for k, v in e.breakdown.items()},
+                "metrics": {k: round(v, 2) for k, v in e.metrics.items()},
+                # the weighted metrics as the chat's 排名 writes them (1.2万元, 4.0小时)
+                "shown": {
+                    m.key: fmt_metric(m.key, e.metrics[m.key]) for m in campaign.scoring.metrics
+                },
             }
-            for group in board.groups
+            for e in ranked[:top]
         ],
     }
 
 
+def _top(request: web.Request) -> int | web.Response | None:
+    raw = request.query.get("top")
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_TOP:
+        return _error(400, "bad top", top=raw, allowed=f"1..{MAX_TOP}")
+    return int(raw)
+
+
 async def leaderboard_api(request: web.Request) -> web.Response:
+    top = _top(request)
+    if isinstance(top, web.Response):
+        return top
     loaded = await load_board(request, request.match_info["id"])
     if isinstance(loaded, web.Response):
         return loaded
     campaign, board = loaded
-    body = public_board(campaign, board, request.query.get("phase") or None)
+    body = public_board(campaign, board, request.query.get("phase") or None, top)
     return web.json_response(body, headers={"Cache-Control": f"public, max-age={CACHE_SECONDS}"})
+
+
+@cache
+def _template() -> str:
+    return TEMPLATE.read_text(encoding="utf-8")
+
+
+def _script_json(value: Any) -> str:
+    """JSON safe inside <script>: no `</script>` or `<!--` can end or bend the element."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+async def board_page(request: web.Request) -> web.Response:
+    """The phone page: the first board is embedded (one round trip on a slow network), then
+    its script refreshes from the API. An unknown campaign gets a page, not JSON or a 500."""
+    campaign = request.app[CAMPAIGNS].get(request.match_info["id"])
+    if campaign is None:
+        return web.Response(text=NOT_FOUND_PAGE, status=404, content_type="text/html")
+    board = await _compute(request, campaign, None)
+    config = {
+        "api": f"/api/campaigns/{quote(campaign.id, safe='')}/leaderboard?top={PAGE_TOP}",
+        "board": public_board(campaign, board, None, PAGE_TOP),
+    }
+    values = {
+        "title": html.escape(campaign.title),
+        "name": html.escape(campaign.name),
+        "data": _script_json(config),
+    }
+    # One pass: a value that happens to contain "{{data}}" is never substituted again.
+    page = re.sub(r"\{\{(\w+)\}\}", lambda m: values[m[1]], _template())
+    return web.Response(
+        text=page,
+        content_type="text/html",
+        headers={"Cache-Control": f"public, max-age={CACHE_SECONDS}"},
+    )
