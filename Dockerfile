@@ -8,4 +8,6 @@ COPY . .
 RUN useradd --create-home --uid 10001 bot && mkdir -p /app/data && chown bot:bot /app/data
 USER bot
 EXPOSE 8080
+# Production mode: give it BOT_SECRET_KEY (serve refuses to start without one), BOT_PUBLIC_BASE_URL
+# and DATABASE_URL, e.g. docker run -e BOT_SECRET_KEY=$(openssl rand -hex 32) …
 CMD ["python", "run_bot.py", "serve", "--host", "0.0.0.0", "--port", "8080"]

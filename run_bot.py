@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from bot.clock import Clock, parse_instant
 from config.campaign import Campaign, CampaignConfigError, campaign_files, load_campaigns
-from config.settings import Settings
+from config.settings import DEV_SECRET, Settings
 
 if TYPE_CHECKING:
     from storage.db import Database
@@ -28,6 +28,18 @@ def serve(args: argparse.Namespace) -> int:
     from bot.app import create_app
 
     settings = Settings()
+    if not settings.dev and (settings.secret_key == DEV_SECRET or len(settings.secret_key) < 16):
+        # It signs web-chat identities and export links: a known value lets anyone forge them.
+        print(
+            "BOT_SECRET_KEY must be set in production to a random value of 16+ characters "
+            "(e.g. openssl rand -hex 32), the same on every instance.",
+            file=sys.stderr,
+        )
+        return 1
+    if "public_base_url" not in settings.model_fields_set:
+        # Links the bot sends (exports, QR codes) point at where it actually listens.
+        host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+        settings = settings.model_copy(update={"public_base_url": f"http://{host}:{args.port}"})
     try:
         app = create_app(settings, clock=_clock(args), jobs=True)
     except CampaignConfigError as exc:

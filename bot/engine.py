@@ -396,9 +396,16 @@ class Engine:
         candidates = self._candidates(ctx, conv)
         chosen = choose(text, [c.name for c in candidates])
         if chosen is None:
-            chosen = next((c.name for c in candidates if normalise(text) in (c.id, c.title)), None)
+            word = normalise(text)
+            named = [c for c in candidates if word in (c.id, c.title)] or [
+                c
+                for c in candidates
+                if word and word in c.name  # part of a name: 利通
+            ]
+            chosen = named[0].name if len(named) == 1 else None
         if chosen is None:
-            return [Reply("没有找到这个赛事。"), self._campaign_question(flow, candidates)]
+            hint = f"没有找到这个赛事，请回复编号（1-{len(candidates)}）。"
+            return [Reply(hint), self._campaign_question(flow, candidates)]
         ctx.campaign = next(c for c in candidates if c.name == chosen)
         conv.campaign_id = ctx.campaign.id
         ctx.data = {k: v for k, v in ctx.data.items() if k != "_candidates"}

@@ -250,7 +250,9 @@ async def run_command(
                 to = ", ".join(f"{c}:{r}" for c, r in item.recipients) or "nobody configured"
                 out(f"{item.text}\n-> {to} ({item.added} enqueued)")
             if not published:
-                out(f"no digest due for {campaign.id}: none scheduled, or the latest is out")
+                out(
+                    f"no digest due for {campaign.id}: none scheduled, or the latest one was already sent"
+                )
         if not dry_run:
             worker = OutboxWorker(db, app[SENDERS], clock, rate_limits=DEFAULT_RATE_LIMITS)
             while await worker.run_once():

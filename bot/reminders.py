@@ -52,8 +52,12 @@ def plan(campaign: Campaign, now: datetime) -> list[Page]:
     for deadline in deadlines(campaign):
         offset = due_offset(deadline.at, offsets(campaign), now)
         if offset is not None:
-            page = _unfinished_signups if deadline.kind == "registration" else _deadline_page
-            pages.append(partial(page, campaign, deadline, offset, now))
+            kinds = (
+                (_unfinished_signups, _registered_page)
+                if deadline.kind == "registration"
+                else (_deadline_page,)
+            )
+            pages.extend(partial(page, campaign, deadline, offset, now) for page in kinds)
         if campaign.reminders.progress and progress_due(deadline, offsets(campaign), now):
             pages.append(partial(_progress_page, campaign, deadline, now))
     if campaign.reminders.before_stream:
@@ -179,6 +183,32 @@ def _unfinished_signups(
         if c.campaign_id == campaign.id or campaign.id in c.data.get("_candidates", ())
     ]
     return _fresh(session, reminders), None
+
+
+def _registered_page(
+    campaign: Campaign,
+    deadline: Deadline,
+    offset: timedelta,
+    now: datetime,
+    session: Session,
+    cursor: int,
+) -> tuple[list[Message], int | None]:
+    """Registration closes: those already registered, to check their details and bring their
+    teammates while there is time."""
+    prefix = f"deadline:{campaign.id}:{deadline.kind}:{deadline.stamp}:{fmt_offset(offset)}:"
+    rows, following = _streamers(session, campaign, prefix, cursor)
+    text = (
+        f"【报名提醒】「{campaign.title}」报名将于{fmt_when(deadline.at)}截止"
+        f"（还剩{fmt_left(deadline.at - now)}）。你已报名：回复「我的」核对信息，"
+        "需要时回复「修改报名」；还没报名的队友请抓紧。"
+    )
+    reminders = [
+        Message(
+            f"{prefix}{r.channel}:{r.user_id}", r.channel, r.user_id, "deadline", text, campaign.id
+        )
+        for r in rows
+    ]
+    return reminders, following
 
 
 def _deadline_page(

@@ -44,11 +44,13 @@ PATTERNS: list[tuple[re.Pattern[str], PatternCommand]] = [
 FLOWS: list[Flow] = list(FLOW_KEYWORDS.values())
 
 
-def match_pattern(word: str) -> tuple[PatternCommand, re.Match[str]] | None:
+def match_pattern(word: str, text: str) -> tuple[PatternCommand, re.Match[str]] | None:
+    """The command whose pattern fits the normalised `word`; its groups come from the text as
+    typed where that fits too, so a reason keeps its full-width punctuation (时间太远，请…)."""
     for pattern, command in PATTERNS:
         match = pattern.fullmatch(word)
         if match:
-            return command, match
+            return command, pattern.fullmatch(text.strip()) or match
     return None
 
 
@@ -78,7 +80,7 @@ class Router:
             return self.engine.start(ctx, FLOW_KEYWORDS[word], notes=notes)
         if word in COMMANDS:
             return notes + COMMANDS[word](ctx)
-        pattern = match_pattern(word)
+        pattern = match_pattern(word, text)
         if pattern is not None:
             return notes + pattern[0](ctx, pattern[1])
         if word in CANCEL_WORDS:

@@ -9,6 +9,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
+DEV_SECRET = "dev-only-secret-change-me"  # `serve` refuses it outside BOT_ENV=dev
 
 
 class Settings(BaseSettings):
@@ -20,7 +21,8 @@ class Settings(BaseSettings):
     campaigns_dir: Path = Field(default=ROOT / "config" / "campaigns", alias="BOT_CAMPAIGNS_DIR")
     env: Literal["dev", "prod"] = Field(default="prod", alias="BOT_ENV")
     # Signs web-chat identities and export links; a per-install random value in production.
-    secret_key: str = Field(default="dev-only-secret-change-me", alias="BOT_SECRET_KEY")
+    secret_key: str = Field(default=DEV_SECRET, alias="BOT_SECRET_KEY")
+    # Unset: `serve` uses the address it listens on.
     public_base_url: str = Field(default="http://127.0.0.1:8080", alias="BOT_PUBLIC_BASE_URL")
     conversation_idle_minutes: int = Field(default=120, alias="BOT_CONVERSATION_IDLE_MINUTES")
 

@@ -15,6 +15,7 @@ from bot.messages import Reply
 from bot.rules.filing import (
     duration_refusal,
     minutes_range,
+    overlap_refusal,
     phases_for_start,
     products_refusal,
     start_refusal,
@@ -80,8 +81,12 @@ def _start(text: str, ctx: Context) -> str:
 
 
 def _check_start(value: str, ctx: Context) -> str | None:
-    # Checked again at 确认: the notice shrinks while the user fills in the rest.
-    return start_refusal(ctx.require_campaign, ctx.now, datetime.fromisoformat(value))
+    # Checked again at 确认: the notice shrinks while the user fills in the rest. A start inside
+    # one's own stream is refused here, before any duration could be asked in vain.
+    start = datetime.fromisoformat(value)
+    return start_refusal(ctx.require_campaign, ctx.now, start) or overlap_refusal(
+        start, start + timedelta(minutes=1), _own_streams(ctx)
+    )
 
 
 def _phase_choices(ctx: Context) -> list[str]:

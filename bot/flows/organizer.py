@@ -237,11 +237,14 @@ def export(ctx: Context, match: re.Match[str] | None = None) -> list[Reply]:
     if not _mine(ctx):
         return [Reply(NO_PERMISSION)]
     titles = "、".join(title for title, _build in EXPORTS.values())
-    what = EXPORT_WORDS.get(match["what"]) if match else "registrations"
+    word, campaign_id = (match["what"], match["campaign"]) if match else ("", None)
+    if campaign_id is None and word in ctx.campaigns:
+        word, campaign_id = "", word  # 导出 <campaign>: its roster
+    what = EXPORT_WORDS.get(word) if word else "registrations"
     if what is None:
         return [Reply(f"可以导出：{titles}。例如「导出 报备」。")]
     title = EXPORTS[what][0]
-    campaign = _pick(ctx, match["campaign"] if match else None, f"导出 {title}")
+    campaign = _pick(ctx, campaign_id, f"导出 {title}")
     if isinstance(campaign, Reply):
         return [campaign]
     settings: Settings = ctx.services.settings
@@ -259,7 +262,7 @@ def export(ctx: Context, match: re.Match[str] | None = None) -> list[Reply]:
         f"【{campaign.title}】{title}（Excel）下载链接，{fmt_when(expires)}前有效，请勿转发：",
         settings.public_base_url.rstrip("/") + path,
     ]
-    if match is None:
+    if not word:
         lines.append(f"可以导出：{titles}，例如「导出 报备」。")
     return [Reply("\n".join(lines))]
 
@@ -275,7 +278,7 @@ PATTERNS: list[tuple[re.Pattern[str], Callable[[Context, re.Match[str]], list[Re
     ),
     (re.compile(rf"取消资格\s*{_WHO}{_REASON}", re.S), disqualify_streamer),
     (re.compile(rf"恢复\s*{_WHO}"), reinstate_streamer),
-    (re.compile(r"导出\s*(?P<what>[^\s\d]+)(?:\s+(?P<campaign>\S+))?"), export),
+    (re.compile(r"导出\s*(?P<what>\S+)(?:\s+(?P<campaign>\S+))?"), export),
     (re.compile(r"榜单\s+(?P<args>.+)"), board),
     (re.compile(r"团队榜\s+(?P<args>.+)"), teams),
     (re.compile(r"单位榜\s+(?P<args>.+)"), units),

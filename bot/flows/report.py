@@ -131,7 +131,17 @@ STEPS = (
         show=lambda v, _c: f"{fmt_amount(Decimal(v))}元",
         check=_check_refunds,
     ),
-    Step("orders", "成交订单", "成交订单数是多少？", _count("成交订单数", "85")),
+    Step(
+        "orders",
+        "成交订单",
+        "成交订单数是多少？",
+        _count("成交订单数", "85"),
+        check=lambda n, ctx: (
+            "有成交金额时订单数不会是0，请核对后台的成交订单数。"
+            if n == 0 and Decimal(ctx.data["gmv"]) > 0
+            else None
+        ),
+    ),
     Step(
         "viewers",
         "累计观看",

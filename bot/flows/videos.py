@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import col, func, select
+from sqlmodel import col, select
 
-from bot.engine import Context, Flow, Invalid, Step, Stop
+from bot.engine import Context, Flow, Invalid, Step, Stop, normalise
 from bot.flows.signup import registered_campaigns, registration_of
 from bot.messages import Reply
 from bot.rules.sharetext import has_required_hashtag, normalise_url, parse_share_text
@@ -59,11 +59,19 @@ def _link(text: str, ctx: Context) -> dict[str, Any]:
     }
 
 
+# How people say yes or no besides the option itself: anything else is asked again, never guessed.
+_SAID_YES = {"是", "是的", "有", "带了", "对", "嗯", "yes", "y"}
+_SAID_NO = {"否", "不是", "没有", "没", "没带", "不", "no", "n"}
+
+
 def _confirm_tag(text: str, ctx: Context) -> str:
-    if text == NO:
+    word = normalise(text).casefold()
+    if text == NO or word in _SAID_NO:
         tag = _tags(ctx)[0]
         raise Stop(Reply(f"作品需要带话题 {tag} 才算参赛。补上话题后再回复「作品」提交吧。"))
-    return text
+    if text == YES or word in _SAID_YES:
+        return YES
+    raise Invalid(f"请回复 1（{YES}）或 2（{NO}）。")
 
 
 def _tag_prompt(ctx: Context) -> str:
@@ -133,15 +141,14 @@ def _finish(ctx: Context) -> list[Reply]:
     )
     ctx.session.add(video)
     ctx.session.flush()
-    submitted = ctx.session.exec(
-        select(func.count())
-        .select_from(Video)
-        .where(
+    statuses = ctx.session.exec(
+        select(Video.status).where(
             Video.registration_id == reg.id,
             Video.phase_key == phase.key,
             col(Video.status).in_(COUNTED),
         )
-    ).one()
+    ).all()
+    pending = sum(1 for s in statuses if s != "accepted")
     platform = link["platform"] or "未知平台"
     head = {
         "accepted": f"作品已收到（作品{video.id}，{platform}）。",
@@ -149,7 +156,7 @@ def _finish(ctx: Context) -> list[Reply]:
         "flagged": f"作品已收到（作品{video.id}），但这个链接已被其他选手提交，已转组委会核实。",
     }[status]
     need = required_videos(campaign, phase)
-    return [Reply(f"{head}\n「{phase.name}」{progress_text(submitted, need)}")]
+    return [Reply(f"{head}\n「{phase.name}」{progress_text(len(statuses), need, pending)}")]
 
 
 FLOW = Flow(

@@ -135,6 +135,7 @@ def _public_group(campaign: Campaign, group: GroupBoard, top: int | None) -> dic
                 "display_name": e.display_name,
                 "score": e.score,
                 "breakdown": {k: round(v, 2) for k, v in e.breakdown.items()},
+                "deductions": round(e.deductions, 2),  # score = sum(breakdown) - deductions
                 "metrics": {k: round(v, 2) for k, v in e.metrics.items()},
                 # the weighted metrics as the chat's 排名 writes them (1.2万元, 4.0小时)
                 "shown": {

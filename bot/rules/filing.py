@@ -65,6 +65,13 @@ def duration_refusal(
         return (
             f"直播将在{fmt_when(end)}结束，超出了「{phase.name}」的结束时间{fmt_when(phase.end)}。"
         )
+    return overlap_refusal(start, end, own)
+
+
+def overlap_refusal(
+    start: datetime, end: datetime, own: Iterable[tuple[datetime, datetime]]
+) -> str | None:
+    """One's own active filings may not overlap [start, end)."""
     for other_start, other_end in own:
         if start < other_end and other_start < end:
             return (

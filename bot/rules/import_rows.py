@@ -238,6 +238,9 @@ def _is_empty(cell: Any) -> bool:
     return _text(cell).casefold() in EMPTY_CELLS
 
 
+_MAGNITUDE = re.compile(r"[万千亿wWkK]")
+
+
 def _decimal(cell: Any) -> Decimal | None:
     """A number, '1.2万', '12,345.6', '¥88', '3000人', '-5'; None when it is not a number."""
     if isinstance(cell, bool):
@@ -307,7 +310,8 @@ def _metric(key: str, cell: Any, factor: Decimal) -> Decimal | int | str:
     number = _decimal(cell)
     if number is None:
         return f"「{_text(cell)}」不是有效的数字"
-    number *= factor
+    if not (isinstance(cell, str) and _MAGNITUDE.search(cell)):
+        number *= factor  # a cell that says 2.5万 is already in 元, whatever the header's unit
     if number < 0:
         return f"「{_text(cell)}」不能为负数"
     if number > MAX_VALUE:

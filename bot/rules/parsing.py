@@ -562,7 +562,12 @@ def _parse_datetime(s: str, now: datetime) -> datetime | Ambiguous | None:
         readings = [(hour, 0)]
     base = day or _Day(today, False)
     options = tuple(_at(base, h, minute, offset, now) for h, offset in readings)
-    return options[0] if len(options) == 1 else _ambiguous_time(options)
+    if len(options) == 1:
+        return options[0]
+    if day is None:
+        # `8点` at 10:00 offers tomorrow morning and tonight, never this morning, already past.
+        options = tuple(o if o > now else o + timedelta(days=1) for o in options)
+    return _ambiguous_time(options)
 
 
 def _at(base: _Day, hour: int, minute: int, offset: int, now: datetime) -> datetime:

@@ -49,9 +49,13 @@ def required_videos(campaign: Campaign, phase: Phase) -> int:
     return phase.min_videos or campaign.videos.min_count
 
 
-def progress_text(submitted: int, required: int) -> str:
+def progress_text(submitted: int, required: int, pending: int = 0) -> str:
+    """Progress toward the minimum; `pending` of the submitted wait for an organizer's check."""
+    note = f"（其中{pending}个待组委会核实）" if pending else ""
     if not required:
-        return f"已提交{submitted}个作品。"
-    if submitted >= required:
-        return f"已提交 {submitted}/{required}，已达到要求。"
-    return f"已提交 {submitted}/{required}，还差{required - submitted}个。"
+        return f"已提交{submitted}个作品{note}。"
+    if submitted > required:
+        return f"已提交{submitted}个{note}，已达到要求（至少{required}个）。"
+    if submitted == required:
+        return f"已提交 {submitted}/{required}{note}，已达到要求。"
+    return f"已提交 {submitted}/{required}{note}，还差{required - submitted}个。"

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot.clock import FrozenClock
+from storage.models import Registration
 from tests.conftest import shanghai
-from tests.flow.test_ranking import LITONG, report, seed, seed_litong, streamer
+from tests.flow.test_ranking import LITONG, deduct, report, seed, seed_litong, streamer
 from tests.helpers import Campaigns, make_client, only
 
 URL = f"/api/campaigns/{LITONG}/leaderboard"
@@ -59,13 +60,29 @@ async def test_public_board_is_ranked_and_masked(client: TestClient) -> None:
     assert (big["rank"], big["display_name"], big["score"]) == (1, "欧**娜", 100.0)
     li = rookies["entries"][1]
     assert set(li) == {
-        "rank", "streamer_id", "display_name", "score", "breakdown", "metrics", "shown"
+        "rank", "streamer_id", "display_name", "score", "breakdown", "deductions", "metrics",
+        "shown",
     }  # fmt: skip
     assert li["metrics"]["net_gmv"] == 4000 and li["metrics"]["stream_hours"] == 4
     assert li["breakdown"] == {"net_gmv": 32.0, "stream_hours": 10.0, "viewers": 5.0}
     # the weighted metrics as people read them, the same as the chat's 排名
     assert li["shown"] == {"net_gmv": "4000元", "stream_hours": "4.0小时", "viewers": "500"}
     assert (rookies["ranked"], experts["ranked"]) == (2, 1)
+    assert li["deductions"] == 0
+
+
+async def test_deductions_show_beside_the_breakdown(client: TestClient) -> None:
+    """The score is the breakdown's sum less the deductions: the JSON says both."""
+
+    def penalise(session: Session) -> None:
+        deduct(
+            session, session.exec(select(Registration).where(Registration.name == "李四")).one(), 10
+        )
+
+    await seed(client, penalise)
+    body = await (await client.get(URL)).json()
+    li = next(e for e in body["groups"][0]["entries"] if e["display_name"] == "李*")
+    assert (li["score"], li["deductions"], sum(li["breakdown"].values())) == (37.0, 10.0, 47.0)
 
 
 @pytest.mark.parametrize("url", [URL, PAGE])

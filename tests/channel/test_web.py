@@ -127,7 +127,10 @@ async def test_many_users_at_once_never_see_a_busy_database(client: TestClient) 
 
     async def signup(n: int) -> str:
         replies: list[str] = []
-        for text in ["报名", *litong_answers(f"选手{chr(0x4E00 + n)}", f"138{n:08d}", "8000", "300")]:
+        for text in [
+            "报名",
+            *litong_answers(f"选手{chr(0x4E00 + n)}", f"138{n:08d}", "8000", "300"),
+        ]:
             replies = await say(client, f"user{n}", text)
         return replies[-1]
 

@@ -46,9 +46,17 @@ def test_check_config_names_file_and_field(tmp_path: Path) -> None:
 
 def test_serve_refuses_bad_campaign_files(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("id: bad\nname: x\nphases: []\n", encoding="utf-8")
-    result = run_bot("serve", "--port", "1", env={"BOT_CAMPAIGNS_DIR": str(tmp_path)})
+    env = {"BOT_CAMPAIGNS_DIR": str(tmp_path), "BOT_SECRET_KEY": "k" * 32}
+    result = run_bot("serve", "--port", "1", env=env)
     assert result.returncode == 1
     assert "bad.yaml: phases:" in result.stderr and "bad.yaml: groups:" in result.stderr
+
+
+def test_serve_in_production_needs_a_secret_key() -> None:
+    """The key signs web-chat identities and export links: the well-known dev value is refused."""
+    result = run_bot("serve", "--port", "1", env={"BOT_ENV": "prod", "BOT_SECRET_KEY": ""})
+    assert result.returncode == 1
+    assert "BOT_SECRET_KEY must be set in production" in result.stderr
 
 
 @pytest.mark.parametrize("now", ["2024-09-08T10:00:00+08:00"])

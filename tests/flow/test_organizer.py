@@ -137,7 +137,10 @@ async def test_organizer_approves_and_rejects_filings_and_streamers_are_told(
     assert "· 报备1 王小文 2024年9月9日 20:00 2小时 抖音 场地：演示电商中心直播间" in queue
     assert "· 报备2 李四 2024年9月9日 14:00" in queue
     assert await chat.last(ORG, "通过 报备1") == "已通过 报备1（王小文），已通知主播。"
-    assert await chat.last(ORG, "驳回 2 场地与他人冲突") == "已驳回 报备2（李四），已通知主播。"
+    assert (
+        await chat.last(ORG, "驳回 2 场地与他人冲突，请改时间")
+        == "已驳回 报备2（李四），已通知主播。"
+    )
     assert "待审核 0 项" in await chat.last(ORG, "审核")
 
     first, second = await rows(client, Filing)
@@ -146,22 +149,22 @@ async def test_organizer_approves_and_rejects_filings_and_streamers_are_told(
         "web:organizer",
         None,
     )
-    assert (second.status, second.review_reason) == ("rejected", "场地与他人冲突")
+    assert (second.status, second.review_reason) == ("rejected", "场地与他人冲突，请改时间")
     sent = [(m["recipient"], m["kind"], m["text"]) for m in await outbox(client)]
     assert sent == [
         ("u1", "review_result", "【演示赛】你报备的直播（2024年9月9日 20:00，2小时）已通过审核。"
          "请按时开播，直播结束后回复「战报」上报数据。"),
         ("u2", "review_result", "【演示赛】你报备的直播（2024年9月9日 14:00，2小时）未通过审核。"
-         "理由：场地与他人冲突。可修改后重新报备（回复「报备」）。如有疑问请联系组委会。"),
+         "理由：场地与他人冲突，请改时间。可修改后重新报备（回复「报备」）。如有疑问请联系组委会。"),
     ]  # fmt: skip
-    assert "已驳回（场地与他人冲突）" in await chat.last("u2", "我的报备")
+    assert "已驳回（场地与他人冲突，请改时间）" in await chat.last("u2", "我的报备")
     audits = await rows(client, AuditLog)
     assert [(a.actor, a.action, a.target_type, a.target_id) for a in audits] == [
         ("web:organizer", "approve", "filing", 1),
         ("web:organizer", "reject", "filing", 2),
     ]
     assert (audits[1].before["status"], audits[1].after["status"]) == ("pending", "rejected")
-    assert audits[1].reason == "场地与他人冲突"
+    assert audits[1].reason == "场地与他人冲突，请改时间"
 
 
 @pytest.mark.parametrize("command", ORGANIZER_COMMANDS)

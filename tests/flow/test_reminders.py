@@ -112,9 +112,10 @@ async def add_filing(
 
 
 # Registration closes ------------------------------------------------------------------------
-async def test_unfinished_signups_are_reminded_once_per_offset(
+async def test_registration_closing_is_told_once_per_offset(
     client: TestClient, all_campaigns: Campaigns, clock: FrozenClock
 ) -> None:
+    """Unfinished sign-ups are asked to finish; registered streamers to check their details."""
     litong = all_campaigns["litong-2024"]
     chat = chat_of(client)
     await chat.run("half", "报名", "我在利通带好货·第一期", "王小文", "13812345678")
@@ -128,23 +129,25 @@ async def test_unfinished_signups_are_reminded_once_per_offset(
     await chat.say("passerby", "你好")
 
     day_before = shanghai(2024, 9, 11, 0, 0)
-    assert await remind(client, litong, day_before) == 2
+    assert await remind(client, litong, day_before) == 3
     rows = await outbox(client)
-    assert sorted(r.recipient for r in rows) == ["choosing", "half"]
-    text = rows[0].text
-    assert "报名将于2024年9月11日 23:59截止" in text and "还剩23小时59分钟" in text
-    assert "回复「报名」" in text
+    assert sorted(r.recipient for r in rows) == ["choosing", "done", "half"]
+    texts = {r.recipient: r.text for r in rows}
+    for text in texts.values():
+        assert "报名将于2024年9月11日 23:59截止" in text and "还剩23小时59分钟" in text
+    assert "还没有填完，回复「报名」完成报名" in texts["half"]
+    assert "你已报名：回复「我的」核对信息" in texts["done"]
     assert {(r.kind, r.channel, r.campaign_id, r.status) for r in rows} == {
         ("deadline", "web", "litong-2024", "pending")
     }
 
     assert await remind(client, litong, day_before + timedelta(hours=5)) == 0  # same window
     two_hours = shanghai(2024, 9, 11, 22, 30)
-    assert await remind(client, litong, two_hours) == 2  # the 2h reminder is another one
+    assert await remind(client, litong, two_hours) == 3  # the 2h reminder is another one
     assert await remind(client, litong, two_hours) == 0
     assert await remind(client, litong, shanghai(2024, 9, 12, 0, 0)) == 0  # closed: never late
     keys = [r.key for r in await outbox(client)]
-    assert len(keys) == len(set(keys)) == 4
+    assert len(keys) == len(set(keys)) == 6
 
 
 async def test_dry_run_lists_and_writes_nothing(

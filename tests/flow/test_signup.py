@@ -148,8 +148,11 @@ async def test_several_open_campaigns_ask_which(
     chat = chat_of(client)
     question = await chat.last("u1", "报名")
     assert "多个赛事" in question and "演示赛事" in question and "利通" in question
-    assert "没有找到" in (await chat.say("u1", "99"))[0]
+    assert "没有找到这个赛事，请回复编号" in (await chat.say("u1", "99"))[0]
+    assert "没有找到" in (await chat.say("u1", "货"))[0]  # in both names: still asked
     assert "我在利通带好货·第一期" in await chat.last("u1", "2")
+    await chat.run("u2", "报名")
+    assert "我在利通带好货·第一期" in await chat.last("u2", "利通")  # part of one name
 
 
 async def test_demo_teams_create_and_join(

@@ -108,8 +108,14 @@ async def test_overlap_with_ones_own_filing_is_refused(
     clock.set(shanghai(2024, 9, 15, 10, 0))
     chat = chat_of(client)
     assert "报备成功" in await file_stream(chat, "u1", "9月18日 20:00")
-    await chat.run("u1", "报备", "9月18日 21:00")
-    assert "时间重叠" in await chat.last("u1", "1小时")
+    await chat.say("u1", "报备")
+    # A start inside it is refused at once; a start before it, by the duration running into it.
+    reply = await chat.last("u1", "9月18日 21:00")
+    assert "时间重叠" in reply and "第1步" in reply
+    assert "第2步" in await chat.last("u1", "9月18日 19:00")
+    reply = await chat.last("u1", "2小时")
+    assert "时间重叠" in reply and "第2步" in reply
+    assert "请核对" in (await chat.run("u1", "1小时", "1", "1", "主推枸杞，抽奖引流。"))
     # Another streamer may stream then.
     assert "报备成功" in await file_stream(chat, "u2", "9月18日 21:00")
 
@@ -220,6 +226,7 @@ async def test_report_refunds_above_gmv_are_refused(client: TestClient, clock: F
     clock.set(shanghai(2024, 9, 17, 22, 30))
     text = await chat.run("u1", "战报", "1000", "2000")
     assert "退款金额不能超过成交金额" in text
+    assert "订单数不会是0" in await chat.run("u1", "0", "0")
 
 
 async def test_editing_one_answer_rechecks_the_rules_between_answers(
@@ -290,14 +297,15 @@ async def test_videos_tagged_flagged_and_confirmed(client: TestClient, clock: Fr
     assert "已被其他选手提交" in flagged
     untagged = await chat.last("u2", "看看我的探店视频 https://v.kuaishou.com/AbCd12")
     assert "没看到话题" in untagged and "带了话题" in untagged
-    assert "已收到" in await chat.last("u2", "1")
+    assert "请回复 1（带了话题）或 2（没有带）" in await chat.last("u2", "不确定")
+    assert "已收到" in await chat.last("u2", "是")
     videos = await rows(client, Video)
     assert [(v.status, v.platform, v.hashtag_ok) for v in videos] == [
         ("accepted", "抖音", True),
         ("flagged", "抖音", True),
         ("review", "快手", False),
     ]
-    refused = await chat.run("u1", "作品", "https://v.kuaishou.com/Zz99", "没有带")
+    refused = await chat.run("u1", "作品", "https://v.kuaishou.com/Zz99", "否")
     assert "需要带话题" in refused
     assert len(await rows(client, Video)) == 3
     clock.set(shanghai(2024, 10, 16, 10, 0))

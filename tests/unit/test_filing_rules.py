@@ -8,6 +8,7 @@ import pytest
 
 from bot.rules.filing import (
     duration_refusal,
+    overlap_refusal,
     phases_for_start,
     products_refusal,
     report_minutes_refusal,
@@ -136,9 +137,29 @@ def test_video_minimum_and_progress(all_campaigns: dict[str, Campaign]) -> None:
     assert progress_text(2, 3) == "已提交 2/3，还差1个。"
     assert progress_text(3, 3) == "已提交 3/3，已达到要求。"
     assert progress_text(1, 0) == "已提交1个作品。"
+    assert progress_text(2, 1) == "已提交2个，已达到要求（至少1个）。"
+    assert progress_text(2, 3, 1) == "已提交 2/3（其中1个待组委会核实），还差1个。"
 
 
 def test_campaign_without_videos(all_campaigns: dict[str, Campaign]) -> None:
     demo = all_campaigns["demo"]
     no_videos = demo.model_copy(update={"phases": [p for p in demo.phases if p.kind != "video"]})
     assert "没有短视频作品环节" in (window_refusal(no_videos, shanghai(2030, 1, 1)) or "")
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "overlaps"),
+    [
+        ((20, 0), (22, 0), True),  # the same slot
+        ((21, 0), (21, 1), True),  # starts inside
+        ((19, 0), (20, 1), True),  # runs into it
+        ((18, 0), (20, 0), False),  # ends as it starts
+        ((22, 0), (23, 0), False),  # starts as it ends
+    ],
+)
+def test_overlap_is_half_open(start: tuple[int, int], end: tuple[int, int], overlaps: bool) -> None:
+    own = [(shanghai(2024, 9, 18, 20, 0), shanghai(2024, 9, 18, 22, 0))]
+    refusal = overlap_refusal(shanghai(2024, 9, 18, *start), shanghai(2024, 9, 18, *end), own)
+    assert (refusal is not None) == overlaps
+    if refusal:
+        assert "2024年9月18日 20:00至2024年9月18日 22:00" in refusal

@@ -137,6 +137,12 @@ def test_units_in_headers_scale_values() -> None:
     assert result.rows[0].values == {"gmv": Decimal("15000.00"), "minutes": 150}
 
 
+@pytest.mark.parametrize("cell", ["2.5w", "2.5万", "25千"])
+def test_a_cell_with_its_own_magnitude_is_not_scaled_again(cell: str) -> None:
+    result = parsed(["主播昵称", "日期", "成交金额(万元)"], ["王小文", "2024-09-12", cell])
+    assert result.rows[0].values == {"gmv": Decimal("25000.00")}
+
+
 @pytest.mark.parametrize(
     ("cell", "column", "reason"),
     [
