@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -34,6 +35,8 @@ TIMEOUT = 10  # seconds per HTTP call
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})  # invalid / malformed / expired access token
 TOKEN_RETRIES = 1  # refresh-and-retry rounds after a token error
 REFRESH_MARGIN = timedelta(minutes=5)  # refresh a little early: clocks and queues drift
+LEASE = timedelta(seconds=2 * TIMEOUT + 5)  # outlives one token call; a dead holder's lapses
+LEASE_POLL_SECONDS = 0.2
 TEMPORARY_QR_SECONDS = 30 * 86400  # WeChat's maximum for a temporary QR code
 
 
@@ -47,9 +50,12 @@ class WeChatAPIError(Exception):
 
 
 class SharedToken:
-    """The access token in the database: read by every instance, refreshed by one at a time
-    (a transaction holding the key's lock: an advisory lock on PostgreSQL, the single writer
-    on SQLite), so instances never invalidate each other's tokens with parallel refreshes."""
+    """The access token in the database: read by every instance, refreshed by one at a time,
+    so instances never invalidate each other's tokens with parallel refreshes.
+
+    The refresher holds a lease (a row of its own, `<key>:lease`) while it asks WeChat, not a
+    transaction: on SQLite a transaction held through a slow token call would stall every
+    write of the bot. Others wait for the lease to go, then read the new token."""
 
     def __init__(
         self, db: Database, clock: Clock, key: str, fetch: Callable[[], tuple[str, int]]
@@ -57,6 +63,7 @@ class SharedToken:
         self.db = db
         self.clock = clock
         self.key = key
+        self.lease_key = f"{key}:lease"
         self.fetch = fetch  # -> (token, expires_in seconds)
 
     def _fresh(self, row: AccessToken | None, now: datetime) -> bool:
@@ -71,24 +78,59 @@ class SharedToken:
     def refresh(self, *, stale: str | None) -> str:
         """A valid token: the stored one if another instance already replaced `stale` (or it
         is still fresh), else a newly fetched one."""
-
-        def work(session: Session) -> str:
-            self.db.lock_user(session, self.key)
-            row = session.get(AccessToken, self.key)
-            now = self.clock.now()
-            if row is not None and row.token != stale and self._fresh(row, now):
-                return row.token
+        give_up = time.monotonic() + LEASE.total_seconds()
+        while True:
+            token, leased = self.db.run_sync(lambda session: self._claim(session, stale))
+            if token is not None:
+                return token
+            if leased:
+                break
+            if time.monotonic() > give_up:
+                raise WeChatAPIError(None, "another instance is still refreshing the token")
+            time.sleep(LEASE_POLL_SECONDS)
+        try:
             token, expires_in = self.fetch()
-            expires_at = now + timedelta(seconds=expires_in)
-            if row is None:
-                row = AccessToken(key=self.key, token=token, expires_at=expires_at, updated_at=now)
-            else:
-                row.token, row.expires_at, row.updated_at = token, expires_at, now
-            session.add(row)
-            log.info("refreshed the WeChat access token %s", self.key)
-            return token
+        except BaseException:
+            self.db.run_sync(self._release)
+            raise
+        now = self.clock.now()
+        row = AccessToken(
+            key=self.key,
+            token=token,
+            expires_at=now + timedelta(seconds=expires_in),
+            updated_at=now,
+        )
 
-        return self.db.run_sync(work)
+        def store(session: Session) -> None:
+            # With the lease's release: no one may find neither the token nor the lease.
+            self._release(session)
+            session.merge(row)
+
+        self.db.run_sync(store)
+        log.info("refreshed the WeChat access token %s", self.key)
+        return token
+
+    def _claim(self, session: Session, stale: str | None) -> tuple[str | None, bool]:
+        """(a usable stored token, None) or (None, whether this caller now holds the lease)."""
+        self.db.lock_user(session, self.key)
+        now = self.clock.now()
+        row = session.get(AccessToken, self.key)
+        if row is not None and row.token != stale and self._fresh(row, now):
+            return row.token, False
+        lease = session.get(AccessToken, self.lease_key)
+        if lease is not None and lease.expires_at > now:
+            return None, False
+        session.merge(
+            AccessToken(key=self.lease_key, token="", expires_at=now + LEASE, updated_at=now)
+        )
+        return None, True
+
+    def _release(self, session: Session) -> None:
+        # Under the key's lock, like _claim: it reads token and lease in two statements.
+        self.db.lock_user(session, self.key)
+        lease = session.get(AccessToken, self.lease_key)
+        if lease is not None:
+            session.delete(lease)
 
 
 class _Client(WeChatClient):  # type: ignore[misc]

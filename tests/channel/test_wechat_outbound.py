@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +21,7 @@ from bot.outbox_worker import OutboxWorker
 from bot.router import COMMANDS, FLOW_KEYWORDS
 from bot.senders.base import DeliveryError
 from bot.senders.wechat import WeChatSender
-from bot.wechat_api import WeChatAPI
+from bot.wechat_api import SharedToken, WeChatAPI
 from config.campaign import Campaign, WeChatTemplates
 from storage.db import Database
 from storage.models import AccessToken, ChannelUser, Outbox
@@ -228,6 +229,31 @@ async def test_instances_share_the_token_and_refresh_it_one_at_a_time(
     clock.advance(timedelta(seconds=7200 - 60))
     await second.send_text("o-3", "你好")
     assert len(wechat.tokens_issued) == 3
+
+
+def test_a_token_refresh_holds_no_transaction_while_it_asks_wechat(
+    db: Database, clock: FrozenClock
+) -> None:
+    """The refresher holds a lease, not a transaction: on SQLite a transaction held through a
+    slow token call would stall every write of the bot. Here the token call itself waits for
+    an unrelated write to finish, which could not happen if it held the database."""
+    asking, written = threading.Event(), threading.Event()
+    got: list[str] = []
+
+    def fetch() -> tuple[str, int]:
+        asking.set()
+        return ("SLOW-TOKEN" if written.wait(timeout=10) else "BLOCKED"), 7200
+
+    tokens = SharedToken(db, clock, "wechat:slow", fetch)
+    refresher = threading.Thread(target=lambda: got.append(tokens.get()))
+    refresher.start()
+    assert asking.wait(timeout=10)
+    visit = ChannelUser(channel="web", user_id="u", last_inbound_at=clock.now())
+    db.run_sync(lambda s: s.merge(visit))  # while the token call is under way
+    written.set()
+    refresher.join(timeout=30)
+    assert got == ["SLOW-TOKEN"]
+    assert db.run_sync(lambda s: s.get(AccessToken, "wechat:slow:lease")) is None
 
 
 async def test_the_outbox_worker_delivers_through_the_wechat_sender(
