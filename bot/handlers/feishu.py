@@ -352,7 +352,9 @@ class FeishuChannel:
         base = Incoming(channel=CHANNEL, user=user, message_id=header.event_id, chat_id=chat_id)
         try:
             content = json.loads(message.content or "{}")
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
+            content = {}
+        if not isinstance(content, dict):  # Feishu sends an object; anything else reads as empty
             content = {}
         if kind in ("text", "post"):
             text = message_text(kind, content, mentions, self.api.bot_open_id)
@@ -592,9 +594,10 @@ def message_text(
 def _post_text(content: dict[str, Any]) -> str:
     """Rich text: its words and links, line by line (a pasted share text keeps its URL)."""
     if "content" not in content and len(content) == 1:  # {"zh_cn": {...}}
-        content = next(iter(content.values())) or {}
+        content = next(iter(content.values()))
+    rows = content.get("content") if isinstance(content, dict) else None
     lines = []
-    for line in content.get("content") or []:
+    for line in rows if isinstance(rows, list) else []:
         parts: list[str] = []
         for node in line if isinstance(line, list) else []:
             if not isinstance(node, dict):
