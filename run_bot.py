@@ -25,7 +25,7 @@ def _clock(args: argparse.Namespace) -> Clock:
 def serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from bot.app import create_app
+    from bot.app import AccessLog, create_app
 
     settings = Settings()
     if not settings.dev and (settings.secret_key == DEV_SECRET or len(settings.secret_key) < 16):
@@ -46,7 +46,9 @@ def serve(args: argparse.Namespace) -> int:
         print("Campaign configuration refused:", file=sys.stderr)
         print(exc, file=sys.stderr)
         return 1
-    web.run_app(app, host=args.host, port=args.port, print=lambda *_: None)
+    web.run_app(
+        app, host=args.host, port=args.port, print=lambda *_: None, access_log_class=AccessLog
+    )
     return 0
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from sqlmodel import Session
@@ -21,6 +23,7 @@ from storage.models import ProcessedEvent
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 1000
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # all but tab and line breaks
 BUSY = "系统有点忙，请稍后再发一次。"
 OOPS = "抱歉，出了点问题，请稍后再试；如果一直这样，请联系组委会。"
 
@@ -66,6 +69,9 @@ class Dispatcher:
         """Never raises: a failure becomes a friendly reply and changes nothing."""
         if len(incoming.text) > MAX_TEXT:
             return [Reply(f"内容太长了（最多{MAX_TEXT}字），请精简后再发。")]
+        if _CONTROL.search(incoming.text):
+            # Invisible to people, refused by PostgreSQL (NUL): never part of an answer.
+            incoming = replace(incoming, text=_CONTROL.sub("", incoming.text))
         async with self._locks.hold(incoming.conversation_key):
             try:
                 return await self.db.run(lambda session: self.process(session, incoming))

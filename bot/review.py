@@ -36,7 +36,7 @@ from bot.rules.anomalies import (
     self_over_import,
     shared_links,
 )
-from bot.rules.formatting import fmt_amount, fmt_minutes, fmt_when
+from bot.rules.formatting import fmt_amount, fmt_minutes, fmt_when, mask_name
 from config.campaign import Campaign
 from storage.models import AuditLog, Deduction, Filing, Registration, StreamReport, Video
 from storage.outbox import enqueue
@@ -719,6 +719,12 @@ def _line(kind: Kind, item: Any, reg: Registration, campaign: Campaign) -> str:
 COUNTED_REPORTS = ("unverified", "confirmed")
 
 
+def _who(registration_id: int, name: str) -> str:
+    """How anomalies name a streamer: masked, as they reach organizer groups, with the
+    number organizers act on (扣分 报名3 …)."""
+    return f"{mask_name(name)}（报名{registration_id}）"
+
+
 def campaign_anomalies(session: Session, campaign: Campaign) -> list[Anomaly]:
     """bot/rules/anomalies.py over the campaign's figures: outliers, shared links, self-reports
     far above the platform's."""
@@ -739,7 +745,7 @@ def campaign_anomalies(session: Session, campaign: Campaign) -> list[Anomaly]:
         .group_by(Registration.id, Registration.name, Registration.group_key)
     ).all()
     figures = [
-        StreamerTotals(rid, name, group, Decimal(gmv), Decimal(refunds), int(viewers))
+        StreamerTotals(rid, _who(rid, name), group, Decimal(gmv), Decimal(refunds), int(viewers))
         for rid, name, group, gmv, refunds, viewers in totals
     ]
     shared = (
@@ -756,7 +762,7 @@ def campaign_anomalies(session: Session, campaign: Campaign) -> list[Anomaly]:
     ).all()
     return [
         *figure_outliers(figures),
-        *shared_links([Claim(*row) for row in claims]),
+        *shared_links([Claim(key, url, rid, _who(rid, name)) for key, url, rid, name in claims]),
         *self_over_import(_day_pairs(session, campaign)),
     ]
 
@@ -781,7 +787,7 @@ def _day_pairs(session: Session, campaign: Campaign) -> list[DayPair]:
     ).all()
     by_day: dict[tuple[int, date], dict[str, Any]] = {}
     for rid, name, day, source, gmv in rows:
-        by_day.setdefault((rid, day), {"name": name})[source] = Decimal(gmv)
+        by_day.setdefault((rid, day), {"name": _who(rid, name)})[source] = Decimal(gmv)
     return [
         DayPair(rid, v["name"], day, v["self"], v["import"])
         for (rid, day), v in sorted(by_day.items())

@@ -63,8 +63,15 @@ class Database:
 
     def _writer_engine(self, url: str) -> Engine:
         if not self.is_sqlite:
-            return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            return create_engine(
+                url, pool_pre_ping=True, pool_size=8, max_overflow=8, hide_parameters=True
+            )
+        # hide_parameters: an error's log line must not carry names and mobile numbers.
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            hide_parameters=True,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:

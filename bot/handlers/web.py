@@ -105,7 +105,8 @@ async def dev_outbox(request: web.Request) -> web.Response:
 
 
 def _sign(secret: str, uid: str) -> str:
-    return hmac.new(secret.encode(), uid.encode(), hashlib.sha256).hexdigest()[:32]
+    message = uid.encode("utf-8", "surrogatepass")
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:32]
 
 
 def web_user(request: web.Request) -> tuple[str, bool]:
@@ -113,7 +114,9 @@ def web_user(request: web.Request) -> tuple[str, bool]:
     secret = request.app[SETTINGS].secret_key
     cookie = request.cookies.get(COOKIE, "")
     uid, _, sig = cookie.partition(".")
-    if uid and hmac.compare_digest(sig, _sign(secret, uid)):
+    # A cookie is whatever a client sends: compare_digest refuses non-ASCII str, and aiohttp
+    # hands undecodable bytes over as surrogates.
+    if uid and sig.isascii() and hmac.compare_digest(sig, _sign(secret, uid)):
         return uid, False
     return f"w{secrets.token_hex(8)}", True
 

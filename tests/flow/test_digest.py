@@ -186,7 +186,7 @@ async def test_digest_content_recipients_and_channels(
     assert text.startswith("【战况播报 · 我在利通带好货·第一期】2024年9月13日 21:00")
     assert "新秀组 前2名\n1. 王*文" in text and "2. 赵*" in text
     assert "达人组 前1名\n1. 李* 100分 · 带货成交额（扣除退款） 2.03万元" in text
-    assert "王小文" not in text.split("今日：")[0]  # the board shows masked names only
+    assert all(n not in text for n in ("王小文", "李四", "赵六"))  # groups see masked names
     assert "今日：直播3场 · 成交额2.14万元 · 新报名0人 · 作品2条" in text
     assert "待审核：报备1 · 作品2 · 战报1（回复「审核」处理）" in text
     assert "同一作品链接被2人提交" in text

@@ -243,7 +243,7 @@ async def test_videos_and_reports_wait_in_the_queue_and_are_decided(client: Test
     assert f"· 作品{tagless} 王小文 https://v.douyin.com/aaa/（未见活动话题）" in queue
     assert f"· 作品{shared_b} 李四 https://v.douyin.com/bbb/（同一链接已被他人提交）" in queue
     assert f"· 战报{self_report} 李四 9月7日 成交800元" in queue
-    assert "同一作品链接被2人提交：王小文、李四" in queue  # the anomaly section
+    assert "同一作品链接被2人提交：王*文（报名1）、李*（报名2）" in queue  # masked: groups see it
     await chat.say(ORG, f"通过 作品{tagless}")
     await chat.say(ORG, f"驳回 作品{shared_b} 不是本人作品")
     await chat.say(ORG, f"通过 战报{self_report}")
