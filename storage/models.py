@@ -94,6 +94,21 @@ class ProcessedEvent(SQLModel, table=True):
     created_at: datetime = _when(index=True)
 
 
+class InboundEvent(SQLModel, table=True):
+    """An event recorded before the platform is answered 200 (Feishu: the work runs after the
+    answer). One not done a while later, because the process died, is run again; its
+    ProcessedEvent and outbox keys keep the redo from changing or sending anything twice."""
+
+    __tablename__ = "inbound_event"
+
+    channel: str = Field(primary_key=True, max_length=16)
+    event_id: str = Field(primary_key=True, max_length=128)
+    kind: str = Field(max_length=32)  # the SDK event it is, to read `body` back
+    body: str  # the event as the SDK marshals it
+    received_at: datetime = _when()
+    done_at: datetime | None = _when(default=None, index=True)
+
+
 class Outbox(SQLModel, table=True):
     """A proactive message: a row first (unique key), then delivered by a worker."""
 

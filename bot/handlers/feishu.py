@@ -3,7 +3,9 @@ lark-oapi's EventDispatcherHandler.
 
 Feishu wants 200 within 3 s (the challenge within 1 s) and redelivers after 15 s, 5 min, 1 h and
 6 h otherwise. So a request is checked (decrypted, token, signature over the raw body, timestamp
-freshness), the event is handed to a background task, and 200 goes back at once. The task runs
+freshness), the event is recorded in the database (`InboundEvent`) and handed to a background
+task, and 200 goes back at once; an event whose process died before its work was done is run
+again by a sweep a minute later (`recover`). The task runs
 the dispatcher (the event id is the message id, so a redelivery changes nothing: the dispatcher
 keeps processed ids in the database and nothing deletes them) and sends its replies through the
 outbox (one row per reply, keyed by the event id, so they are sent once) with the Feishu sender.
@@ -43,7 +45,7 @@ from lark_oapi.event.callback.model.p2_card_action_trigger import (
     P2CardActionTrigger,
     P2CardActionTriggerResponse,
 )
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, delete, select
 
 from bot import review
 from bot.clock import Clock
@@ -68,7 +70,8 @@ from bot.organizers import organizer_campaigns
 from bot.senders.base import DeliveryError
 from bot.senders.feishu import CHANNEL, FeishuApi, FeishuSender
 from config.settings import Settings
-from storage.models import AuditLog, Outbox, ProcessedEvent
+from storage.db import DatabaseUnavailable
+from storage.models import AuditLog, InboundEvent, Outbox, ProcessedEvent
 from storage.outbox import enqueue
 
 log = logging.getLogger(__name__)
@@ -91,6 +94,17 @@ MANY_CAMPAIGNS_FILE = (
     "或用命令行 import-stats 导入。"
 )
 DOWNLOAD_FAILED = "文件没能下载下来，请稍后再发一次。"
+
+# The events recorded before answering (InboundEvent), by the kind they are stored as.
+Inbound = P2ImMessageReceiveV1 | P2ImChatMemberBotAddedV1
+INBOUND_KINDS: dict[str, type[Inbound]] = {
+    "message": P2ImMessageReceiveV1,
+    "bot_added": P2ImChatMemberBotAddedV1,
+}
+INBOX_RETRY_AFTER = timedelta(minutes=1)  # not done by then: its process died
+INBOX_SWEEP_SECONDS = 30.0
+INBOX_BATCH = 100
+INBOX_KEEP = timedelta(hours=24)  # done rows also answer redeliveries (Feishu: up to 6 h)
 
 
 class Refused(Exception):
@@ -133,6 +147,7 @@ class FeishuChannel:
     async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         self._loop = asyncio.get_running_loop()
         self.spawn(self.api.warm())
+        sweeper = asyncio.create_task(self._sweep_inbox())
         if self.settings.feishu_mode == "ws":
             self.connection = LongConnection(
                 self.settings.feishu_app_id or "",
@@ -142,6 +157,7 @@ class FeishuChannel:
             )
             await asyncio.to_thread(self.connection.start)
         yield
+        sweeper.cancel()
         if self.connection is not None:
             await asyncio.to_thread(self.connection.stop)
         await self.drain()
@@ -254,7 +270,7 @@ class FeishuChannel:
             if not hmac.compare_digest(hashlib.sha256(signed).hexdigest(), signature):
                 raise Refused(401, "signature verification failed")
         if timestamp is not None:
-            if not timestamp.isdigit():
+            if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
                 raise Refused(401, "bad timestamp")
             skew = abs(self.wall.now().timestamp() - int(timestamp))
             if skew > MAX_SKEW_SECONDS:
@@ -263,10 +279,97 @@ class FeishuChannel:
 
     # SDK handlers: called on a worker thread (webhook) or the long-connection thread ----------
     def _on_message(self, data: P2ImMessageReceiveV1) -> None:
-        self.spawn(self._message(data))
+        self._accept("message", data)
 
     def _on_bot_added(self, data: P2ImChatMemberBotAddedV1) -> None:
-        self.spawn(self._bot_added(data))
+        self._accept("bot_added", data)
+
+    def _accept(self, kind: str, data: Inbound) -> None:
+        """Before Feishu gets its 200: record the event, then work on it in the background.
+        A redelivery of a recorded event starts nothing (the sweep re-runs a lost one)."""
+        event_id = data.header.event_id if data.header else None
+        if not event_id:
+            return
+        row = InboundEvent(
+            channel=CHANNEL,
+            event_id=event_id,
+            kind=kind,
+            body=lark.JSON.marshal(data),
+            received_at=self.app[CLOCK].now(),
+        )
+
+        def record(session: Session) -> bool:
+            if session.get(InboundEvent, (CHANNEL, event_id)) is not None:
+                return False
+            session.add(row)
+            return True
+
+        try:
+            fresh = self.app[DATABASE].run_sync(record)
+        except DatabaseUnavailable:
+            log.warning("feishu: event %s not recorded (database unavailable)", event_id)
+            fresh = True  # still worth a try: the dispatcher answers "busy" at worst
+        if fresh:
+            self.spawn(self._run(kind, event_id, data))
+
+    async def _run(self, kind: str, event_id: str, data: Inbound) -> None:
+        try:
+            if isinstance(data, P2ImMessageReceiveV1):
+                await self._message(data)
+            else:
+                await self._bot_added(data)
+        except Exception:
+            # A bug, not a lost process: running it again would fail again.
+            log.exception("feishu %s event %s failed", kind, event_id)
+
+        def done(session: Session) -> None:
+            row = session.get(InboundEvent, (CHANNEL, event_id))
+            if row is not None:
+                row.done_at = self.app[CLOCK].now()
+                session.add(row)
+
+        await self.app[DATABASE].run(done)
+
+    async def recover(self) -> int:
+        """Run again the events a dead process recorded but never finished; returns how many.
+        Each is claimed (its time moved on) so no other instance takes it meanwhile."""
+        now = self.app[CLOCK].now()
+
+        def claim(session: Session) -> list[InboundEvent]:
+            session.exec(
+                delete(InboundEvent).where(
+                    col(InboundEvent.done_at) < now - INBOX_KEEP  # dedup needs ≥ 8 h
+                )
+            )
+            rows = session.exec(
+                select(InboundEvent)
+                .where(
+                    col(InboundEvent.done_at).is_(None),
+                    InboundEvent.received_at <= now - INBOX_RETRY_AFTER,
+                )
+                .order_by(col(InboundEvent.received_at))
+                .limit(INBOX_BATCH)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row in rows:
+                row.received_at = now
+                session.add(row)
+            return list(rows)
+
+        rows = await self.app[DATABASE].run(claim)
+        for row in rows:
+            log.warning("feishu: running lost event %s again", row.event_id)
+            data = lark.JSON.unmarshal(row.body, INBOUND_KINDS[row.kind])
+            self.spawn(self._run(row.kind, row.event_id, data))
+        return len(rows)
+
+    async def _sweep_inbox(self) -> None:
+        while True:
+            await asyncio.sleep(INBOX_SWEEP_SECONDS)
+            try:
+                await self.recover()
+            except DatabaseUnavailable:
+                log.warning("feishu: inbox sweep skipped (database unavailable)")
 
     def _on_card_action(self, data: P2CardActionTrigger) -> P2CardActionTriggerResponse:
         """A button: a choice is answered like a typed message (replies follow as messages);

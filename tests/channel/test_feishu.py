@@ -35,7 +35,14 @@ from bot.keys import CAMPAIGNS, DATABASE, SENDERS
 from bot.outbox_worker import OutboxWorker
 from bot.senders.ratelimit import Pacer
 from config.campaign import Campaign, Organizers
-from storage.models import BoundGroup, Filing, Outbox, ProcessedEvent, Registration
+from storage.models import (
+    BoundGroup,
+    Filing,
+    InboundEvent,
+    Outbox,
+    ProcessedEvent,
+    Registration,
+)
 from tests.conftest import shanghai
 from tests.fakes.feishu_api import (
     APP_SECRET,
@@ -366,6 +373,44 @@ async def test_a_redelivered_event_changes_nothing(feishu: Feishu) -> None:
     await feishu.channel.drain()
     assert len(feishu.fake.sent) == 2
     assert len(await feishu.rows(ProcessedEvent)) == 2
+
+
+async def test_an_event_lost_after_its_200_is_run_again(
+    feishu: Feishu, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event is recorded before Feishu gets its 200. If the process dies before the work
+    is done (here: the work is dropped, which leaves the database exactly as a kill -9 would),
+    a sweep a minute later runs it, once."""
+    channel = feishu.channel
+    spawn = channel.spawn
+
+    def die(work: Any) -> Any:
+        if work.cr_code.co_name == "_run":
+            work.close()
+            return None
+        return spawn(work)
+
+    monkeypatch.setattr(channel, "spawn", die)
+    event = feishu.pusher.text(STREAMER, "报名", event_id="ev-lost-1")
+    assert (await feishu.push(event)).status == 200
+    [row] = await feishu.rows(InboundEvent)
+    assert (row.event_id, row.kind, row.done_at) == ("ev-lost-1", "message", None)
+    assert feishu.fake.sent == []
+
+    monkeypatch.setattr(channel, "spawn", spawn)  # the restarted process
+    assert await channel.recover() == 0  # not yet: it may still be under way elsewhere
+    feishu.clock.advance(timedelta(minutes=2))
+    assert await channel.recover() == 1
+    await channel.drain()
+    [reply] = feishu.fake.sent
+    assert "第1步" in reply.text
+    [row] = await feishu.rows(InboundEvent)
+    assert row.done_at is not None
+    feishu.clock.advance(timedelta(minutes=2))
+    assert await channel.recover() == 0
+    assert (await feishu.push(event)).status == 200  # Feishu's own redelivery: nothing more
+    await channel.drain()
+    assert len(feishu.fake.sent) == 1
 
 
 async def test_a_rate_limited_reply_waits_as_feishu_says_then_goes(feishu: Feishu) -> None:
