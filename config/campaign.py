@@ -279,9 +279,26 @@ class Product(Model):
     supplier: str = ""
 
 
+# What a template field shows: the message, the campaign's title, or when it was written.
+TemplateSource = Literal["text", "campaign", "time"]
+
+
+def _template_id_only(value: Any) -> Any:
+    return {"id": value} if isinstance(value, str) else value
+
+
+class WeChatTemplate(Model):
+    """A template from the account's template library. `fields` maps its keywords (thing1,
+    time2 …, as the library shows them) to what they show; without them, the classic
+    first/keyword1/keyword2/remark layout (templates added before WeChat's 2023 change)."""
+
+    id: str = Field(min_length=1, max_length=64)
+    fields: dict[Annotated[str, Field(pattern=r"^[a-z_]+[0-9]*$")], TemplateSource] = {}
+
+
 class WeChatTemplates(Model):
-    reminder: str | None = None
-    review_result: str | None = None
+    reminder: Annotated[WeChatTemplate | None, BeforeValidator(_template_id_only)] = None
+    review_result: Annotated[WeChatTemplate | None, BeforeValidator(_template_id_only)] = None
 
 
 class Campaign(Model):

@@ -18,7 +18,7 @@ from bot.clock import Clock
 from bot.rules.formatting import fmt_when
 from bot.senders.base import DeliveryError
 from bot.wechat_api import WeChatAPI, WeChatAPIError
-from config.campaign import Campaign
+from config.campaign import Campaign, WeChatTemplate
 from storage.db import Database
 from storage.models import ChannelUser, Outbox
 from storage.outbox import enqueue
@@ -35,25 +35,46 @@ BACKOFF_MAX = 3600.0
 REPLY_KIND = "reply"  # a chat reply that missed the 5-second deadline: no template fits one
 
 
-def template_id(campaign: Campaign | None, kind: str) -> str | None:
+# How long WeChat lets a keyword's value be, by the keyword's type (thing3 -> thing).
+FIELD_LIMITS = {"thing": 20, "short_thing": 5, "phrase": 5, "character_string": 32, "name": 10}
+
+
+def template_for(campaign: Campaign | None, kind: str) -> WeChatTemplate | None:
     if campaign is None or kind == REPLY_KIND:
         return None
     templates = campaign.wechat_templates
     return templates.review_result if "review" in kind else templates.reminder
 
 
-def template_data(message: Outbox, campaign: Campaign) -> dict[str, Any]:
-    """The row's own `payload.wechat_data` when its producer knows the template's fields;
-    else the classic first/keyword1/keyword2/remark layout."""
+def template_data(message: Outbox, campaign: Campaign, template: WeChatTemplate) -> dict[str, Any]:
+    """The row's own `payload.wechat_data` when its producer knows the template's fields; else
+    the template's configured fields, each cut to its type's limit; else the classic layout."""
     custom = message.payload.get("wechat_data")
     if isinstance(custom, dict):
         return custom
+    values = {
+        "text": message.text,
+        "campaign": campaign.title,
+        "time": fmt_when(message.created_at),
+    }
+    if template.fields:
+        return {
+            keyword: {"value": _fit(values[source], keyword)}
+            for keyword, source in template.fields.items()
+        }
     return {
         "first": {"value": message.text[:200]},
         "keyword1": {"value": campaign.title},
-        "keyword2": {"value": fmt_when(message.created_at)},
+        "keyword2": {"value": values["time"]},
         "remark": {"value": "回复「帮助」查看更多。"},
     }
+
+
+def _fit(value: str, keyword: str) -> str:
+    limit = FIELD_LIMITS.get(keyword.rstrip("0123456789"))
+    if limit is None or len(value) <= limit:
+        return value
+    return value[: limit - 1] + "…"
 
 
 class WeChatSender:
@@ -83,7 +104,7 @@ class WeChatSender:
 
     async def _template(self, message: Outbox) -> None:
         campaign = self.campaigns.get(message.campaign_id or "")
-        template = template_id(campaign, message.kind)
+        template = template_for(campaign, message.kind)
         if campaign is None or template is None:
             reason = (
                 "outside WeChat's 48-hour window and no template configured "
@@ -94,7 +115,7 @@ class WeChatSender:
             raise DeliveryError(reason, permanent=True)
         try:
             await self.api.send_template(
-                message.recipient, template, template_data(message, campaign)
+                message.recipient, template.id, template_data(message, campaign, template)
             )
         except WeChatAPIError as exc:
             raise self._failure(exc, message, "template message") from exc

@@ -122,6 +122,40 @@ async def test_outside_the_window_a_template_message(
     assert sent["data"]["first"]["value"].startswith("提醒1") and fake[0].custom == []
 
 
+async def test_a_template_with_keywords_gets_them_filled_and_cut_to_their_limits(
+    fake: tuple[FakeWeChat, str], db: Database, clock: FrozenClock, all_campaigns: Campaigns
+) -> None:
+    """Templates added since WeChat's 2023 change show only their keywords (thing1, time2 …),
+    not first/remark: the campaign file says which keyword shows what."""
+    templates = WeChatTemplates.model_validate(
+        {
+            "review_result": {
+                "id": "TPL-NEW",
+                "fields": {
+                    "thing1": "text",
+                    "thing2": "campaign",
+                    "time3": "time",
+                    "character_string4": "text",
+                },
+            }
+        }
+    )
+    demo = all_campaigns["demo"].model_copy(update={"wechat_templates": templates})
+    sender = WeChatSender(WeChatAPI(APPID, SECRET, fake[1], db, clock), db, clock, {"demo": demo})
+    message = row(clock, kind="review_result")
+    message.text = "你报备的直播（2024年9月9日 20:00，2小时）已通过审核。"
+    await sender.deliver(message)
+    [sent] = fake[0].templates
+    data = {k: v["value"] for k, v in sent["data"].items()}
+    assert sent["template_id"] == "TPL-NEW" and set(data) == {
+        "thing1", "thing2", "time3", "character_string4"
+    }  # fmt: skip
+    assert len(data["thing1"]) == 20 and data["thing1"].endswith("…")
+    assert data["thing1"] == "你报备的直播（2024年9月9日 20…"
+    assert data["character_string4"] == message.text  # within 32
+    assert data["thing2"] == demo.title and data["time3"].startswith("2024年")
+
+
 async def test_a_window_closed_early_falls_back_to_the_template(
     sender: WeChatSender, fake: tuple[FakeWeChat, str], db: Database, clock: FrozenClock
 ) -> None:
