@@ -26,7 +26,7 @@ from bot.review import (
     review_queue,
     split_refs,
 )
-from bot.rules.formatting import fmt_amount, fmt_when
+from bot.rules.formatting import fmt_amount, fmt_when, mask_name
 from config.campaign import Campaign
 from config.settings import Settings
 from storage.leaderboard import compute_leaderboard, team_ranking, unit_ranking
@@ -41,7 +41,7 @@ MENU = (
     ("撤销 编号", "撤销最近一次审核或扣分"),
     ("扣分 主播 分数 理由", "主播可写报名编号、姓名或账号"),
     ("取消资格 主播 理由", "取消参赛资格；「恢复 主播」恢复"),
-    ("榜单", "各组前10名（全名）"),
+    ("榜单", "各组前10名（私聊显示全名，群里脱敏）"),
     ("团队榜 / 单位榜", "团队和推荐单位排名"),
     ("导出", "下载 Excel 表格"),
 )
@@ -169,19 +169,21 @@ def _board_args(args: str | None) -> tuple[int, str | None]:
 
 
 def board(ctx: Context, match: re.Match[str] | None = None) -> list[Reply]:
-    """The organizer's leaderboard: top N per group with full names and registration ids."""
+    """The organizer's leaderboard: top N per group with names and registration ids."""
     top, hint = _board_args(match["args"] if match else None)
     campaign = _pick(ctx, hint, "榜单")
     if isinstance(campaign, Reply):
         return [campaign]
     result = compute_leaderboard(ctx.session, campaign, ctx.now)
+    # A group chat has more readers than its organizers: names masked there, as in digests.
+    name = mask_name if ctx.incoming.chat_id else str
     blocks = [f"【{campaign.title}】榜单（{fmt_when(ctx.now)}）"]
     for group in result.groups:
         ranked = [e for e in group.entries if e.rank is not None]
         out = [e for e in group.entries if e.rank is None]
         lines = [f"{group.name}（{len(ranked)}人）"]
         lines += [
-            f"{e.rank}. {e.name}（报名{e.registration_id}）{e.score:.2f}分 "
+            f"{e.rank}. {name(e.name)}（报名{e.registration_id}）{e.score:.2f}分 "
             f"净成交{fmt_amount(e.metrics.get('net_gmv', 0))}元"
             + (f" 扣{fmt_amount(e.deductions)}分" if e.deductions else "")
             for e in ranked[:top]
@@ -190,7 +192,7 @@ def board(ctx: Context, match: re.Match[str] | None = None) -> list[Reply]:
             lines.append("暂无")
         if out:
             lines.append(
-                "取消资格：" + "、".join(f"{e.name}（报名{e.registration_id}）" for e in out)
+                "取消资格：" + "、".join(f"{name(e.name)}（报名{e.registration_id}）" for e in out)
             )
         blocks.append("\n".join(lines))
     return [

@@ -53,7 +53,9 @@ MAX_DEPTH = 5  # <xml><SendPicsInfo><PicList><item><PicMd5Sum> is the deepest We
 DEADLINE = 4.0  # seconds: WeChat gives up (and retries) after 5
 PASSIVE_LIMIT = 2048  # bytes of a text reply WeChat still shows
 SUCCESS = "success"
-MAX_DELIVERY_ID = 128  # processed_event.event_id
+MAX_DELIVERY_ID = 128 - len("deferred:")  # processed_event.event_id, with the marker's prefix
+# Besides messages, these open WeChat's 48-hour customer-service window.
+WINDOW_EVENTS = frozenset({"subscribe", "subscribe_scan", "scan", "click"})
 TRUNCATED = "\n……（内容太长，只显示了一部分）"
 HINT_TAIL = "回复「帮助」查看可用的关键词。"
 HINTS = {
@@ -250,11 +252,11 @@ class WeChatChannel:
         if what is None:
             return ""
         delivery = delivery_id(message)
-        user_message = message.type != "event"
+        opens_window = message.type != "event" or message.event in WINDOW_EVENTS
         now = self.clock.now()
 
         def note(session: Session) -> bool:
-            if user_message:
+            if opens_window:
                 _touch(session, message.source, now)
             return session.get(ProcessedEvent, (CHANNEL, _deferred_key(delivery))) is not None
 

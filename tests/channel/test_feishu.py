@@ -461,6 +461,34 @@ async def test_only_an_organizer_binds_a_group(feishu: Feishu) -> None:
     assert (group.channel, group.chat_id, group.campaign_id) == ("feishu", GROUP, "litong-2024")
 
 
+async def test_in_a_bound_group_organizers_see_the_board_and_others_do_not(
+    feishu: Feishu,
+) -> None:
+    await feishu.run(STREAMER, "报名", *litong_answers("王小文", "13812345678", "2万", "5000元"))
+    await feishu.say_group(ORGANIZER, "绑定 litong-2024")
+    [board] = await feishu.say_group(ORGANIZER, "榜单")
+    assert board.receive_id == GROUP and "达人组" in board.text
+    assert "王*文（报名1）" in board.text and "王小文" not in board.text  # a group: masked
+    [refused] = await feishu.say_group(STRANGER, "榜单")
+    assert "无权限" in refused.text and "王小文" not in refused.text
+
+
+async def test_a_failure_inside_the_work_is_still_answered_200(
+    feishu: Feishu, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 500 would make Feishu redeliver the same failing event for hours."""
+
+    async def broken(_data: Any) -> None:
+        raise RuntimeError("a bug in the flows")
+
+    monkeypatch.setattr(feishu.channel, "_message", broken)
+    response = await feishu.push(feishu.pusher.text(STREAMER, "报名", event_id="ev-broken"))
+    assert response.status == 200
+    await feishu.channel.drain()
+    [row] = await feishu.rows(InboundEvent)
+    assert row.done_at is not None  # not run again and again by the sweep either
+
+
 async def test_a_bound_group_receives_a_digest_card_with_its_chart(
     feishu: Feishu, tmp_path: Path
 ) -> None:

@@ -24,7 +24,15 @@ from bot.clock import FrozenClock
 from bot.handlers.wechat import WECHAT, build_menu, cdata, pack
 from bot.keys import DATABASE, DISPATCHER, SENDERS
 from bot.messages import Incoming, Reply
-from storage.models import ChannelUser, Conversation, Outbox, ProcessedEvent, Registration
+from storage.models import (
+    ChannelUser,
+    Conversation,
+    Filing,
+    Outbox,
+    ProcessedEvent,
+    Registration,
+)
+from tests.conftest import shanghai
 from tests.fakes.wechat_api import APPID, SECRET, FakeWeChat
 from tests.helpers import Campaigns, litong_answers, only, settings_for
 
@@ -199,8 +207,8 @@ async def test_tencent_sample_vector_decrypts_verifies_and_is_answered_encrypted
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_signup_mine_and_ranking_answer_as_on_dev_messages(
-    client: TestClient, mode: str
+async def test_signup_filing_and_ranking_answer_as_on_dev_messages(
+    client: TestClient, clock: FrozenClock, mode: str
 ) -> None:
     wechat = WeChatServers(client, mode)
     answers = litong_answers("王小文", "13812345678", "2万", "5000元")
@@ -215,6 +223,14 @@ async def test_signup_mine_and_ranking_answer_as_on_dev_messages(
     )
     expected = "\n\n".join(r.render_text() for r in ranking)
     assert "【排名】" in expected and await wechat.say("o-wechat-user", "排名") == expected
+    # A filing in the competition phase, step by step as on every channel.
+    clock.set(shanghai(2024, 9, 15, 10, 0))
+    plan = "主推枸杞和滩羊肉，抽奖引流。"
+    for text in ["报备", "9月17日 20:00", "2小时", "抖音", "1", plan]:
+        assert await wechat.say("o-wechat-user", text) == await dev_say(client, "dev-user", text)
+    assert "报备成功" in await wechat.say("o-wechat-user", "确认")
+    [filing] = await rows(client, Filing)
+    assert (filing.registration_id, filing.minutes, filing.status) == (reg.id, 120, "pending")
 
 
 async def test_three_deliveries_of_one_message_change_state_once(client: TestClient) -> None:
@@ -366,6 +382,9 @@ async def test_menu_clicks_are_the_chat_keywords(client: TestClient) -> None:
     wechat = WeChatServers(client)
     assert await wechat.event("o-u7", "CLICK", "报名") == await dev_say(client, "d7", "报名")
     assert await wechat.event("o-u8", "CLICK", "我的") == await dev_say(client, "d8", "我的")
+    # A click, a follow or a scan opens the 48-hour window as a message does; leaving does not.
+    await wechat.event("o-u9", "unsubscribe")
+    assert sorted(u.user_id for u in await rows(client, ChannelUser)) == ["o-u7", "o-u8"]
 
 
 async def test_a_follow_without_a_scene_gets_the_welcome_and_menu(client: TestClient) -> None:
