@@ -73,7 +73,9 @@ def _position(group: GroupBoard, entry: Entry) -> list[str]:
     assert entry.rank is not None
     lines = [f"第{entry.rank}名/共{len(ranked)}名　综合得分 {entry.score:.2f}（满分100）"]
     if entry.rank == 1:
-        lines.append("你目前排名第一，继续保持！")
+        lines.append(
+            "你目前排名第一，继续保持！" if entry.score > 0 else "大家都还没有成绩，抓紧开播吧！"
+        )
         return lines
     above = ranked[entry.rank - 2]
     gap = above.score - entry.score

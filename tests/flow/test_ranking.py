@@ -192,6 +192,7 @@ async def test_no_figures_yet(client: TestClient) -> None:
     reply = (await chat_of(client).say("u-new", "排名"))[0]
     assert "第1名/共1名　综合得分 0.00" in reply
     assert "还没有计入排名的数据" in reply
+    assert "大家都还没有成绩" in reply and "继续保持" not in reply
 
 
 async def test_ranking_mid_conversation_is_answered_then_the_question_again(
