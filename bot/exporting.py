@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 
 from bot.clock import SHANGHAI
 from bot.review import BY_KEY
-from bot.rules.prizes import Allocation, Contender, allocate, budget_line
+from bot.rules.prizes import Allocation, Contender, allocate, budget_line, tiers_total
 from bot.rules.scoring import METRIC_UNITS, STREAMER_TIEBREAK, metric_label
 from config.campaign import Campaign
 from storage.leaderboard import (
@@ -444,7 +444,11 @@ def campaign_prizes(session: Session, campaign: Campaign, now: datetime) -> Priz
     ]
     if campaign.prizes.videos:
         not_allocated.append("短视频奖项（需按作品评选）")
-    return PrizeList(sections, total, budget_line(total, campaign.prizes.budget), not_allocated)
+    reserved = sum(
+        (tiers_total(p.prizes) for p in campaign.phases), tiers_total(campaign.prizes.videos)
+    )
+    budget = budget_line(total, campaign.prizes.budget, reserved)
+    return PrizeList(sections, total, budget, not_allocated)
 
 
 def prize_lines(prizes: PrizeList) -> list[str]:

@@ -73,11 +73,17 @@ def allocate(tiers: Sequence[PrizeTier], contenders: Sequence[Contender]) -> All
     return Allocation(awards, unfilled)
 
 
-def budget_line(total: Decimal, budget: Decimal | None) -> str:
-    """'奖金合计 7000元，预算 8000元，结余 1000元' (or 超出 …)."""
+def budget_line(total: Decimal, budget: Decimal | None, reserved: Decimal = Decimal(0)) -> str:
+    """'奖金合计 7000元，预算 8000元，结余 1000元' (or 超出 …). `reserved`: the prizes the
+    budget also pays that are awarded elsewhere (per phase, per video): not a remainder."""
     line = f"奖金合计 {fmt_amount(total)}元"
     if budget is None:
         return line
-    left = budget - total
+    left = budget - total - reserved
     state = f"结余 {fmt_amount(left)}元" if left >= 0 else f"超出预算 {fmt_amount(-left)}元"
-    return f"{line}，预算 {fmt_amount(budget)}元，{state}"
+    kept = f"，其他奖项预留 {fmt_amount(reserved)}元" if reserved else ""
+    return f"{line}，预算 {fmt_amount(budget)}元{kept}，{state}"
+
+
+def tiers_total(tiers: list[PrizeTier]) -> Decimal:
+    return sum((t.amount * t.count for t in tiers), Decimal(0))

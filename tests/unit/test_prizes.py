@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.rules.prizes import Contender, allocate, budget_line
+from bot.rules.prizes import Contender, allocate, budget_line, tiers_total
 from config.campaign import PrizeTier
 
 TIERS = [
@@ -79,6 +79,18 @@ def test_unfilled_places_and_totals() -> None:
 )
 def test_budget_line(total: Decimal, budget: Decimal | None, line: str) -> None:
     assert budget_line(total, budget) == line
+
+
+def test_prizes_awarded_elsewhere_are_not_a_remainder() -> None:
+    """利通's 50万 also pays each activity's own prizes: those are reserved, not left over."""
+    assert budget_line(Decimal(105000), Decimal(500000), Decimal(395000)) == (
+        "奖金合计 10.5万元，预算 50万元，其他奖项预留 39.5万元，结余 0元"
+    )
+    tiers = [
+        PrizeTier(name="一等奖", count=3, amount=Decimal(5000)),
+        PrizeTier(name="优秀奖", count=10),
+    ]
+    assert tiers_total(tiers) == Decimal(15000)
 
 
 scores = st.lists(
