@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +30,7 @@ from sqlmodel import Session, SQLModel, create_engine
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 SQLITE_BUSY_MS = 30_000
+READ_ONLY = "bot_read_only"  # an execution option: the transaction only reads
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -59,6 +61,7 @@ class Database:
         if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine = self._writer_engine(url)
+        self.reader = self.engine.execution_options(**{READ_ONLY: True})
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
 
     def _writer_engine(self, url: str) -> Engine:
@@ -86,7 +89,10 @@ class Database:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A reader (the board page and API, exports) takes a snapshot, never the write lock, so
+            # a second-long computation does not hold up every message meanwhile.
+            reader = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")
 
         return engine
 
@@ -101,9 +107,11 @@ class Database:
         SQLModel.metadata.drop_all(self.engine)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back on an exception."""
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+    def session(self, *, read_only: bool = False) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back on an exception.
+        `read_only`: a snapshot that writes nothing (on SQLite it leaves the write lock free)."""
+        bind = self.reader if read_only else self.engine
+        with Session(bind, expire_on_commit=False) as session, session.begin():
             yield session
 
     def lock_user(self, session: Session, key: str) -> None:
@@ -111,11 +119,13 @@ class Database:
         if not self.is_sqlite:
             session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
 
-    def run_sync(self, work: Callable[[Session], T], *, attempts: int = 3) -> T:
+    def run_sync(
+        self, work: Callable[[Session], T], *, attempts: int = 3, read_only: bool = False
+    ) -> T:
         """Run `work` in a transaction, retrying when the database was briefly unavailable."""
         for attempt in range(1, attempts + 1):
             try:
-                with self.session() as session:
+                with self.session(read_only=read_only) as session:
                     return work(session)
             except OperationalError as exc:
                 if attempt == attempts:
@@ -128,10 +138,12 @@ class Database:
                 time.sleep(0.2 * attempt)
         raise AssertionError("unreachable")
 
-    async def run(self, work: Callable[[Session], T]) -> T:
+    async def run(self, work: Callable[[Session], T], *, read_only: bool = False) -> T:
         """`run_sync` on a worker thread, so the event loop stays free."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.run_sync, work)
+        return await loop.run_in_executor(
+            self._executor, partial(self.run_sync, work, read_only=read_only)
+        )
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from typing import Any
@@ -83,22 +84,27 @@ def free_port() -> int:
 
 def serve(db_url: str, port: int, now: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DATABASE_URL": db_url, "BOT_ENV": "dev"}
+    # What the server says, for a start that fails; open as long as the server runs.
+    log = tempfile.TemporaryFile()  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "run_bot.py"), "serve", "--port", str(port), "--now", now],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + 60  # a loaded two-core machine starts slowly
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
                 return proc
         except OSError:
             time.sleep(0.1)
     proc.kill()
-    raise AssertionError("server did not start")
+    proc.wait()
+    log.seek(0)
+    said = log.read().decode(errors="replace")[-3000:]
+    raise AssertionError(f"server did not start (exit {proc.returncode}):\n{said}")
 
 
 def say(port: int, user: str, text: str) -> str:

@@ -54,7 +54,8 @@ def _error(status: int, reason: str, **extra: Any) -> web.Response:
 async def _compute(request: web.Request, campaign: Campaign, phase: str | None) -> Leaderboard:
     now = request.app[CLOCK].now()
     return await request.app[DATABASE].run(
-        lambda session: compute_leaderboard(session, campaign, now, phase_key=phase)
+        lambda session: compute_leaderboard(session, campaign, now, phase_key=phase),
+        read_only=True,
     )
 
 

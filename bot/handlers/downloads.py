@@ -34,7 +34,9 @@ async def download(request: web.Request) -> web.Response:
     expires, sig = request.query.get("expires", ""), request.query.get("sig", "")
     if not link_valid(request.app[SETTINGS].secret_key, campaign.id, what, expires, sig, now):
         return _refuse(403, EXPIRED)
-    data = await request.app[DATABASE].run(lambda s: export_xlsx(s, campaign, what, now))
+    data = await request.app[DATABASE].run(
+        lambda s: export_xlsx(s, campaign, what, now), read_only=True
+    )
     name = export_filename(campaign, what, now)
     return web.Response(
         body=data,

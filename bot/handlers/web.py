@@ -101,7 +101,7 @@ async def dev_outbox(request: web.Request) -> web.Response:
             for row in rows
         ]
 
-    return web.json_response(await request.app[DATABASE].run(read))
+    return web.json_response(await request.app[DATABASE].run(read, read_only=True))
 
 
 def _sign(secret: str, uid: str) -> str:
@@ -151,7 +151,9 @@ async def chat_page(request: web.Request) -> web.FileResponse:
 
 async def healthz(request: web.Request) -> web.Response:
     try:
-        await request.app[DATABASE].run(lambda session: session.exec(select(1)).one())
+        await request.app[DATABASE].run(
+            lambda session: session.exec(select(1)).one(), read_only=True
+        )
     except Exception as exc:  # the probe reports, it never raises
         return web.json_response({"status": "degraded", "database": str(exc)[:200]}, status=503)
     return web.json_response({"status": "ok", "campaigns": len(request.app[CAMPAIGNS])})
