@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -23,6 +23,7 @@ from storage.models import ProcessedEvent
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 1000
+Prelude = Callable[[Session], bool]
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # all but tab and line breaks
 BUSY = "系统有点忙，请稍后再发一次。"
 OOPS = "抱歉，出了点问题，请稍后再试；如果一直这样，请联系组委会。"
@@ -65,8 +66,10 @@ class Dispatcher:
         self.services = services
         self._locks = KeyedLocks()
 
-    async def handle(self, incoming: Incoming) -> list[Reply]:
-        """Never raises: a failure becomes a friendly reply and changes nothing."""
+    async def handle(self, incoming: Incoming, *, prelude: Prelude | None = None) -> list[Reply]:
+        """Never raises: a failure becomes a friendly reply and changes nothing.
+        `prelude` runs first in the message's transaction (a channel's own bookkeeping, one
+        transaction instead of two); True from it means: answered already, nothing to do."""
         if len(incoming.text) > MAX_TEXT:
             return [Reply(f"内容太长了（最多{MAX_TEXT}字），请精简后再发。")]
         if _CONTROL.search(incoming.text):
@@ -74,7 +77,7 @@ class Dispatcher:
             incoming = replace(incoming, text=_CONTROL.sub("", incoming.text))
         async with self._locks.hold(incoming.conversation_key):
             try:
-                return await self.db.run(lambda session: self.process(session, incoming))
+                return await self.db.run(lambda session: self.process(session, incoming, prelude))
             except DatabaseUnavailable:
                 log.warning("database unavailable for %s", incoming.conversation_key)
                 return [Reply(BUSY)]
@@ -82,8 +85,12 @@ class Dispatcher:
                 log.exception("message from %s failed", incoming.conversation_key)
                 return [Reply(OOPS)]
 
-    def process(self, session: Session, incoming: Incoming) -> list[Reply]:
+    def process(
+        self, session: Session, incoming: Incoming, prelude: Prelude | None = None
+    ) -> list[Reply]:
         self.db.lock_user(session, incoming.conversation_key)
+        if prelude is not None and prelude(session):
+            return []
         if incoming.message_id:
             done = session.get(ProcessedEvent, (incoming.channel, incoming.message_id))
             if done is not None:

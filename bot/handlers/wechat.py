@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import uuid
 from collections.abc import AsyncIterator, Collection, Coroutine, Mapping
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,7 @@ import defusedxml.ElementTree as defused
 from aiohttp import web
 from defusedxml import DefusedXmlException
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
@@ -36,7 +38,7 @@ from wechatpy.replies import TextReply
 from wechatpy.utils import check_signature
 
 from bot.clock import Clock
-from bot.dispatcher import BUSY, Dispatcher
+from bot.dispatcher import BUSY, Dispatcher, Prelude
 from bot.keys import CAMPAIGNS, CLOCK, DATABASE, DISPATCHER, SENDERS, SETTINGS
 from bot.messages import Event, Incoming, Reply
 from bot.rules.markdown_split import split_markdown
@@ -154,6 +156,10 @@ def _touch(session: Session, user: str, now: datetime) -> None:
     )
 
 
+def _deferred_by(marker: ProcessedEvent) -> str | None:
+    return next((r.get("deferred_by") for r in marker.replies), None)
+
+
 def _deferred_key(delivery: str) -> str:
     return f"deferred:{delivery}"
 
@@ -255,29 +261,38 @@ class WeChatChannel:
         opens_window = message.type != "event" or message.event in WINDOW_EVENTS
         now = self.clock.now()
 
+        handling = uuid.uuid4().hex  # this handling of the push, as a deferral marker names it
+
         def note(session: Session) -> bool:
+            """True for a retry of a push that another handling answered `success` (its
+            replies come by customer-service message); not for that handling itself."""
             if opens_window:
                 _touch(session, message.source, now)
-            return session.get(ProcessedEvent, (CHANNEL, _deferred_key(delivery))) is not None
+            marker = session.get(ProcessedEvent, (CHANNEL, _deferred_key(delivery)))
+            return marker is not None and _deferred_by(marker) != handling
 
+        if delivery in self._running:
+            return ""  # a retry of a push whose replies come by customer-service message
+        if isinstance(what, Incoming):
+            # One transaction for the push: the note first, then the flows (or nothing, for a
+            # retry whose replies come by customer-service message: `note` says so).
+            return await self._dispatch(what, delivery, note, handling)
         try:
             deferred = await self.db.run(note)
         except DatabaseUnavailable:
             return BUSY  # WeChat's retry may find the database back
-        if deferred or delivery in self._running:
-            return ""  # a retry of a push whose replies come by customer-service message
-        if isinstance(what, str):
-            return what
-        return await self._dispatch(what, delivery)
+        return "" if deferred else what
 
-    async def _dispatch(self, incoming: Incoming, delivery: str) -> str:
+    async def _dispatch(
+        self, incoming: Incoming, delivery: str, note: Prelude, handling: str
+    ) -> str:
         if self.sender is None:
             chunks = pack(
-                _texts(await self.dispatcher.handle(incoming)),
+                _texts(await self.dispatcher.handle(incoming, prelude=note)),
                 PASSIVE_LIMIT - len(TRUNCATED.encode()),
             )
             return chunks[0] + TRUNCATED if len(chunks) > 1 else "".join(chunks)
-        task = asyncio.create_task(self.dispatcher.handle(incoming))
+        task = asyncio.create_task(self.dispatcher.handle(incoming, prelude=note))
         done, _ = await asyncio.wait({task}, timeout=self.deadline)
         if done:
             chunks = pack(_texts(task.result()))
@@ -287,16 +302,25 @@ class WeChatChannel:
         self._running.add(delivery)
         self._spawn(self._reply_later(task, incoming, delivery))
         try:
-            await self.db.run(lambda s: s.merge(self._marker(delivery)))
+            await self.db.run(lambda s: self._mark(s, delivery, handling))
+        except IntegrityError:  # another instance deferred the same push at the same moment
+            log.info("WeChat delivery %s already marked by another instance", delivery)
         except DatabaseUnavailable:  # only retries reaching another instance miss the marker
             log.warning("could not mark WeChat delivery %s as answered later", delivery)
         return ""
 
-    def _marker(self, delivery: str) -> ProcessedEvent:
-        now = self.clock.now()
-        return ProcessedEvent(
-            channel=CHANNEL, event_id=_deferred_key(delivery), replies=[], created_at=now
-        )
+    def _mark(self, session: Session, delivery: str, handling: str) -> None:
+        """The push is answered later, by `handling`: retries answer `success`. The first
+        handling to defer keeps the mark (a retry deferred again must not send twice)."""
+        if session.get(ProcessedEvent, (CHANNEL, _deferred_key(delivery))) is None:
+            session.add(
+                ProcessedEvent(
+                    channel=CHANNEL,
+                    event_id=_deferred_key(delivery),
+                    replies=[{"deferred_by": handling}],
+                    created_at=self.clock.now(),
+                )
+            )
 
     async def _reply_later(
         self, task: asyncio.Task[list[Reply]], incoming: Incoming, delivery: str

@@ -21,6 +21,7 @@ from wechatpy.replies import TextReply
 
 from bot.app import create_app
 from bot.clock import FrozenClock
+from bot.dispatcher import Prelude
 from bot.handlers.wechat import WECHAT, build_menu, cdata, pack
 from bot.keys import DATABASE, DISPATCHER, SENDERS
 from bot.messages import Incoming, Reply
@@ -420,9 +421,9 @@ class SlowDispatcher:
         self.real = real
         self.gate = asyncio.Event()
 
-    async def handle(self, incoming: Incoming) -> list[Reply]:
+    async def handle(self, incoming: Incoming, prelude: Prelude | None = None) -> list[Reply]:
         await self.gate.wait()
-        return await self.real.handle(incoming)
+        return await self.real.handle(incoming, prelude=prelude)
 
 
 async def test_a_slow_answer_is_success_then_a_customer_service_message(
@@ -464,7 +465,7 @@ async def test_a_late_reply_that_cannot_go_is_queued_in_the_outbox(
 class LongAnswers:
     """Flows whose answer is longer than one passive reply may be (WeChat shows 2048 bytes)."""
 
-    async def handle(self, incoming: Incoming) -> list[Reply]:
+    async def handle(self, incoming: Incoming, prelude: Prelude | None = None) -> list[Reply]:
         return [Reply("第一段"), Reply("长" * 1000)]
 
 
