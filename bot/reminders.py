@@ -53,7 +53,7 @@ def plan(campaign: Campaign, now: datetime) -> list[Page]:
         offset = due_offset(deadline.at, offsets(campaign), now)
         if offset is not None:
             kinds = (
-                (_unfinished_signups, _registered_page)
+                (_unfinished_signups, _deadline_page)
                 if deadline.kind == "registration"
                 else (_deadline_page,)
             )
@@ -164,7 +164,7 @@ def _unfinished_signups(
 ) -> tuple[list[Message], int | None]:
     """Registration closes: everyone whose sign-up for this campaign is still unfinished
     (including those still choosing between campaigns, this one among them)."""
-    prefix = f"deadline:{campaign.id}:{deadline.kind}:{deadline.stamp}:{fmt_offset(offset)}:"
+    prefix = _deadline_prefix(campaign, deadline, offset)
     text = (
         f"【报名提醒】「{campaign.title}」报名将于{fmt_when(deadline.at)}截止"
         f"（还剩{fmt_left(deadline.at - now)}）。你的报名还没有填完，回复「报名」完成报名。"
@@ -185,32 +185,6 @@ def _unfinished_signups(
     return _fresh(session, reminders), None
 
 
-def _registered_page(
-    campaign: Campaign,
-    deadline: Deadline,
-    offset: timedelta,
-    now: datetime,
-    session: Session,
-    cursor: int,
-) -> tuple[list[Message], int | None]:
-    """Registration closes: those already registered, to check their details and bring their
-    teammates while there is time."""
-    prefix = f"deadline:{campaign.id}:{deadline.kind}:{deadline.stamp}:{fmt_offset(offset)}:"
-    rows, following = _streamers(session, campaign, prefix, cursor)
-    text = (
-        f"【报名提醒】「{campaign.title}」报名将于{fmt_when(deadline.at)}截止"
-        f"（还剩{fmt_left(deadline.at - now)}）。你已报名：回复「我的」核对信息，"
-        "需要时回复「修改报名」；还没报名的队友请抓紧。"
-    )
-    reminders = [
-        Message(
-            f"{prefix}{r.channel}:{r.user_id}", r.channel, r.user_id, "deadline", text, campaign.id
-        )
-        for r in rows
-    ]
-    return reminders, following
-
-
 def _deadline_page(
     campaign: Campaign,
     deadline: Deadline,
@@ -219,9 +193,9 @@ def _deadline_page(
     session: Session,
     cursor: int,
 ) -> tuple[list[Message], int | None]:
-    """A filing cut-off or video deadline: the streamers it concerns (for videos, those still
-    below the minimum), with their progress."""
-    prefix = f"deadline:{campaign.id}:{deadline.kind}:{deadline.stamp}:{fmt_offset(offset)}:"
+    """A deadline to the streamers it concerns (for videos, those still below the minimum),
+    with their progress; registration closing, to those already registered."""
+    prefix = _deadline_prefix(campaign, deadline, offset)
     rows, following = _streamers(session, campaign, prefix, cursor)
     counts = _counts(session, deadline, [r.id for r in rows], now) if deadline.required else {}
     reminders = []
@@ -235,8 +209,18 @@ def _deadline_page(
     return reminders, following
 
 
+def _deadline_prefix(campaign: Campaign, deadline: Deadline, offset: timedelta) -> str:
+    """The idempotency key of a deadline reminder, less its recipient."""
+    return f"deadline:{campaign.id}:{deadline.kind}:{deadline.stamp}:{fmt_offset(offset)}:"
+
+
 def _deadline_text(campaign: Campaign, deadline: Deadline, now: datetime, done: int) -> str:
     when, left = fmt_when(deadline.at), fmt_left(deadline.at - now)
+    if deadline.kind == "registration":  # to those registered: check, and bring teammates
+        return (
+            f"【报名提醒】「{campaign.title}」报名将于{when}截止（还剩{left}）。"
+            "你已报名：回复「我的」核对信息，需要时回复「修改报名」；还没报名的队友请抓紧。"
+        )
     head = f"「{campaign.title}」{deadline.name}"
     if deadline.kind == "video":
         return (

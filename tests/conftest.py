@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from sqlalchemy.engine import make_url
 from bot.clock import SHANGHAI, FrozenClock
 from config.campaign import Campaign, campaign_files, load_campaigns
 from config.settings import ROOT
+from storage.db import Database
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = bool(os.environ.get("REQUIRE_POSTGRES") or os.environ.get("CI"))
@@ -46,10 +48,12 @@ def all_campaigns() -> dict[str, Campaign]:
     return load_campaigns(campaign_files(ROOT / "config" / "campaigns"))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'bot.sqlite3'}"
+@contextmanager
+def database_url(kind: str, tmp: Path) -> Iterator[str]:
+    """A SQLite file under `tmp`, or a fresh PostgreSQL schema dropped afterwards (skipped where
+    the server is absent, failed then under REQUIRE_POSTGRES or CI)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp / 'bot.sqlite3'}"
         return
     error = _postgres_error()
     if error:
@@ -61,10 +65,27 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    yield url.render_as_string(hide_password=False)
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with database_url(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    """The database layer itself over `db_url`, tables created."""
+    database = Database(db_url)
+    database.create_all()
+    yield database
+    database.close()
 
 
 def shanghai(*args: int) -> datetime:

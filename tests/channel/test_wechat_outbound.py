@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,14 +36,6 @@ async def fake(aiohttp_server: AiohttpServer) -> tuple[FakeWeChat, str]:
     wechat = FakeWeChat()
     server = await aiohttp_server(wechat.app())
     return wechat, str(server.make_url("")).rstrip("/")
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    database.create_all()
-    yield database
-    database.close()
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ through the outbox worker (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,14 +37,6 @@ DEMO_SIGNUP = [
 def campaign(all_campaigns: Campaigns) -> Campaign:
     robots = OrganizerGroups(wecom_robots=[Robot(name="组委会群", url_env=URL_ENV)])
     return all_campaigns["demo"].model_copy(update={"organizer_groups": robots})
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    database.create_all()
-    yield database
-    database.close()
 
 
 class Minute:

@@ -32,15 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 import yaml
 from aiohttp import web
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
 
 from config.settings import ROOT
 from tests.channel.test_wechat import AES_KEY, TOKEN, WeChatServers
-from tests.conftest import PG_URL, REQUIRE_PG, _postgres_error
 from tests.fakes.feishu_api import (
     APP_SECRET,
     ENCRYPT_KEY,
@@ -71,32 +68,6 @@ STATE_TABLES = (
     "deduction",
     "bound_group",
 )
-
-
-# A database for a module's server ------------------------------------------------------------
-@contextmanager
-def module_database(kind: str, tmp: Path) -> Iterator[str]:
-    """A SQLite file, or a fresh PostgreSQL schema (skipped, or failed under CI, as
-    tests/conftest.py's db_url does when the server is absent)."""
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp / 'bot.sqlite3'}"
-        return
-    error = _postgres_error()
-    if error:
-        if REQUIRE_PG:
-            pytest.fail(f"{error} (REQUIRE_POSTGRES/CI set: PostgreSQL tests must run)")
-        pytest.skip(error)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 # Campaigns -----------------------------------------------------------------------------------

@@ -27,10 +27,10 @@ from wechatpy.crypto import PrpCrypto, WeChatCrypto
 
 from config.settings import ROOT
 from tests.channel.test_wechat import ACCOUNT, AES_KEY, TOKEN, push_xml, sign
+from tests.conftest import database_url
 from tests.e2e.channel_server import (
     PUSHER,
     Server,
-    module_database,
     serving,
     wait_for,
     wechat_of,
@@ -64,7 +64,7 @@ def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp(f"fuzz-channels-{request.param}")
-    with module_database(request.param, tmp) as db_url, serving(db_url, tmp) as running:
+    with database_url(request.param, tmp) as db_url, serving(db_url, tmp) as running:
         yield running
 
 

@@ -35,6 +35,7 @@ from bot.clock import parse_instant
 from bot.exporting import EXPORTS, LINK_TTL, export_path, link_valid
 from config.settings import Settings
 from tests.channel.test_wechat import TOKEN, push_xml, sign
+from tests.conftest import database_url
 from tests.e2e.channel_server import (
     NOW,
     ORG_FEISHU,
@@ -43,7 +44,6 @@ from tests.e2e.channel_server import (
     PUSHER,
     Server,
     feishu_say,
-    module_database,
     run_cli,
     serving,
     wait_for,
@@ -63,7 +63,7 @@ def server(
 ) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp(f"security-{request.param}")
     with (
-        module_database(request.param, tmp) as db_url,
+        database_url(request.param, tmp) as db_url,
         serving(db_url, tmp, with_demo=True, BOT_SECRET_KEY=SECRET) as running,
     ):
         yield running

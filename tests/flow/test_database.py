@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
-import pytest
 from sqlmodel import Session, select
 
 from bot.clock import FrozenClock
 from storage.db import Database
 from storage.models import ChannelUser
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    database.create_all()
-    yield database
-    database.close()
 
 
 def test_a_long_read_does_not_hold_up_a_write(db: Database, clock: FrozenClock) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from io import BytesIO
@@ -35,14 +35,6 @@ BAD = [
     ["张三", "zs", "2024-09-13 20:00", 90, "一千多", 0, 10, 100, 10, 10],
     ["无名氏", "nobody", "2024-09-13 20:00", 90, 100, 0, 10, 100, 10, 10],
 ]
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    database.create_all()
-    yield database
-    database.close()
 
 
 @pytest.fixture

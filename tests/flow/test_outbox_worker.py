@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -17,14 +17,6 @@ from bot.senders.base import DeliveryError
 from storage.db import Database
 from storage.models import Outbox
 from storage.outbox import enqueue
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = Database(db_url)
-    database.create_all()
-    yield database
-    database.close()
 
 
 class Recorder:
