@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Date, Float, Numeric, cast, false, func, or_
+from sqlalchemy import Date, Float, cast, false, func, or_
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, select
@@ -33,6 +33,7 @@ from bot.clock import SHANGHAI
 from bot.rules.formatting import mask_name
 from bot.rules.scoring import (
     METRIC_KEYS,
+    STREAMER_TIEBREAK,
     UNIT_TIEBREAK,
     UNIT_WEIGHTS,
     Candidate,
@@ -53,21 +54,35 @@ class UnknownPhase(ValueError):
 
 
 class Entry(NamedTuple):
-    """One streamer on the board. A named tuple: a board builds tens of thousands at once,
-    and a tuple is several times cheaper to make than a frozen dataclass."""
+    """One streamer on the board. A named tuple holding its row as it came: a board makes
+    tens of thousands at once, and most are never looked at closely, so the `metrics` and
+    `breakdown` dicts are made only when asked for."""
 
     rank: int | None
     registration_id: int
     name: str
-    display_name: str  # masked: the only name public pages show
     group_key: str
     score: float
-    breakdown: dict[str, float]  # metric -> points contributed
-    metrics: dict[str, float]
     deductions: float
     team_id: int | None
     unit_key: str | None
     disqualified: bool
+    values: tuple[float, ...]  # the metrics, in METRIC_KEYS order
+    weighted: tuple[str, ...]  # the weighted metrics, in `points` order
+    points: tuple[float, ...]  # what each weighted metric contributed
+
+    @property
+    def display_name(self) -> str:
+        """Masked: the only name public pages show."""
+        return mask_name(self.name)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return dict(zip(METRIC_KEYS, self.values, strict=True))
+
+    @property
+    def breakdown(self) -> dict[str, float]:
+        return dict(zip(self.weighted, self.points, strict=True))
 
 
 @dataclass(frozen=True)
@@ -160,10 +175,27 @@ def _sum(column: Any) -> Any:
     return cast(func.sum(column), Float)
 
 
+class Yuan(FunctionElement[float]):
+    """Money to 2 decimals, as a float: SQLite sums floats, and equal amounts must compare
+    equal in the tie-break. PostgreSQL sums exact numerics, rounded the same way by a cast."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(Yuan)
+def _yuan_exact(element: Yuan, compiler: Any, **kw: Any) -> str:
+    amount = compiler.process(element.clauses, **kw)
+    return f"CAST(round(CAST({amount} AS NUMERIC(18, 2)), 2) AS FLOAT)"
+
+
+@compiles(Yuan, "sqlite")
+def _yuan_sqlite(element: Yuan, compiler: Any, **kw: Any) -> str:
+    return f"round({compiler.process(element.clauses, **kw)}, 2)"  # a REAL already
+
+
 def _yuan(amount: Any) -> Any:
-    """Money to 2 decimals in SQL: SQLite sums floats, and equal amounts must compare equal in
-    the tie-break (PostgreSQL sums exact numerics; the cast rounds them the same way)."""
-    return cast(func.round(cast(amount, Numeric(18, 2)), 2), Float)
+    return Yuan(amount)
 
 
 def _metrics_query(campaign: Campaign, phase_key: str | None, group_key: str | None) -> Any:
@@ -260,28 +292,45 @@ def _entries(group_key: str, rows: list[Any], weights: dict[str, float]) -> list
     """A group's entries in ranking order, from its `_metrics_query` rows."""
     if not rows:
         return []
-    ids, names, _, team_ids, unit_keys, disqualified, deductions, *values = zip(*rows, strict=True)
-    ranking = rank_columns(
-        ids, dict(zip(METRIC_KEYS, values, strict=True)), deductions, disqualified, weights
-    )
+    # Only the columns the ranking reads: the rest stay in the rows.
+    ids = [row[0] for row in rows]
+    disqualified = [bool(row[5]) for row in rows]  # SQLite answers 0 or 1
+    deductions = [row[6] for row in rows]
+    at = {key: 7 + METRIC_KEYS.index(key) for key in {*weights, *STREAMER_TIEBREAK}}
+    columns = {key: [row[i] for row in rows] for key, i in at.items()}
+    ranking = rank_columns(ids, columns, deductions, disqualified, weights)
     entries = [
         Entry(
             ranking.ranks[i],
-            ids[i],
-            names[i],
-            mask_name(names[i]),
+            row[0],
+            row[1],
             group_key,
             ranking.scores[i],
-            ranking.breakdowns[i],
-            dict(zip(METRIC_KEYS, row[7:], strict=True)),
-            deductions[i],
-            team_ids[i],
-            unit_keys[i],
+            row[6],
+            row[3],
+            row[4],
             disqualified[i],
+            row[7:],
+            ranking.weighted,
+            ranking.points[i],
         )
         for i, row in enumerate(rows)
     ]  # built in row order, then reordered: far fewer cache misses than in rank order
     return [entries[i] for i in ranking.order]
+
+
+def _plain_rows(session: Session, query: Any) -> list[tuple[Any, ...]]:
+    """The rows as the driver gives them, on the session's own connection (its transaction):
+    tens of thousands of rows skip SQLAlchemy's per-row work. The values are inlined: they all
+    come from the campaign file (its id, statuses, phase dates), never from a user."""
+    connection = session.connection()
+    sql = query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(str(sql))
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 @contextmanager
@@ -313,8 +362,7 @@ def compute_leaderboard(
     """
     query = _metrics_query(campaign, phase_key, group_key)
     with _no_collection():
-        # Core, not ORM, execution: plain rows, no per-row ORM processing.
-        rows = session.connection().execute(query).all()
+        rows = _plain_rows(session, query)
         by_group: dict[str, list[Any]] = defaultdict(list)
         for row in rows:
             by_group[row[2]].append(row)

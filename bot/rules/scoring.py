@@ -94,7 +94,11 @@ class Ranking(NamedTuple):
     order: list[int]  # indices: the ranked best first, then the disqualified by id
     ranks: list[int | None]
     scores: list[float]
-    breakdowns: list[dict[str, float]]  # weighted metric -> points it contributed
+    weighted: tuple[str, ...]  # the weighted metrics, in `points` order
+    points: list[tuple[float, ...]]  # per candidate: what each weighted metric contributed
+
+    def breakdown(self, i: int) -> dict[str, float]:
+        return dict(zip(self.weighted, self.points[i], strict=True))
 
 
 def rank_columns(
@@ -124,16 +128,18 @@ def rank_columns(
         best = max(compress(column, eligible), default=0)
         share = 100 * weight / total_weight  # the points of the best
         per_metric.append(
-            [v / best * share if v > 0 else 0.0 for v in column] if best > 0 else zeros
+            [
+                v / best * share if v > 0 and ok else 0.0
+                for v, ok in zip(column, eligible, strict=True)
+            ]
+            if best > 0
+            else zeros
         )
-    nothing = dict.fromkeys(weights, 0.0)
-    breakdowns = [
-        nothing.copy() if out else dict(zip(weights, row, strict=True))
-        for row, out in zip(zip(*per_metric, strict=True), disqualified, strict=True)
-    ]
+    # Tuples, not a dict per candidate: `Ranking.breakdown(i)` makes the dict when asked.
+    points = list(zip(*per_metric, strict=True))
     scores = [
-        0.0 if out else round(max(sum(row.values()) - d, 0.0), 2)
-        for row, d, out in zip(breakdowns, deductions, disqualified, strict=True)
+        0.0 if out else round(max(sum(row) - d, 0.0), 2)
+        for row, d, out in zip(points, deductions, disqualified, strict=True)
     ]
     # Stable sorts from the last criterion to the first: no key tuple per candidate.
     ranked = sorted(compress(range(n), eligible), key=ids.__getitem__)
@@ -146,7 +152,7 @@ def rank_columns(
     ranks: list[int | None] = [None] * n
     for rank, i in enumerate(ranked, 1):
         ranks[i] = rank
-    return Ranking(ranked + out, ranks, scores, breakdowns)
+    return Ranking(ranked + out, ranks, scores, tuple(weights), points)
 
 
 def score_group(
@@ -169,7 +175,7 @@ def score_group(
             candidates[i].id,
             ranking.ranks[i],
             ranking.scores[i],
-            ranking.breakdowns[i],
+            ranking.breakdown(i),
             candidates[i].deductions,
             candidates[i].disqualified,
         )
