@@ -398,9 +398,9 @@ class Engine:
         if chosen is None:
             word = normalise(text)
             named = [c for c in candidates if word in (c.id, c.title)] or [
-                c
+                c  # part of a name (利通), never a number out of range (5 in 利通2025)
                 for c in candidates
-                if word and word in c.name  # part of a name: 利通
+                if len(word) >= 2 and not word.isdigit() and word in c.name
             ]
             chosen = named[0].name if len(named) == 1 else None
         if chosen is None:

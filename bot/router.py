@@ -45,12 +45,17 @@ FLOWS: list[Flow] = list(FLOW_KEYWORDS.values())
 
 
 def match_pattern(word: str, text: str) -> tuple[PatternCommand, re.Match[str]] | None:
-    """The command whose pattern fits the normalised `word`; its groups come from the text as
-    typed where that fits too, so a reason keeps its full-width punctuation (时间太远，请…)."""
+    """The command whose pattern fits the normalised `word`. The text as typed is used instead
+    when it reads the same but for the reason, so a reason keeps its full-width punctuation
+    (时间太远，请…) while ids and numbers typed full-width still count."""
     for pattern, command in PATTERNS:
         match = pattern.fullmatch(word)
         if match:
-            return command, pattern.fullmatch(text.strip()) or match
+            typed = pattern.fullmatch(text.strip())
+            same = typed is not None and all(
+                typed[g] == match[g] for g in pattern.groupindex if g != "reason"
+            )
+            return command, typed if typed is not None and same else match
     return None
 
 

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -78,9 +79,10 @@ class SharedToken:
     def refresh(self, *, stale: str | None) -> str:
         """A valid token: the stored one if another instance already replaced `stale` (or it
         is still fresh), else a newly fetched one."""
+        holder = uuid.uuid4().hex  # names this caller's lease
         give_up = time.monotonic() + LEASE.total_seconds()
         while True:
-            token, leased = self.db.run_sync(lambda session: self._claim(session, stale))
+            token, leased = self.db.run_sync(lambda session: self._claim(session, stale, holder))
             if token is not None:
                 return token
             if leased:
@@ -91,7 +93,7 @@ class SharedToken:
         try:
             token, expires_in = self.fetch()
         except BaseException:
-            self.db.run_sync(self._release)
+            self.db.run_sync(lambda session: self._release(session, holder))
             raise
         now = self.clock.now()
         row = AccessToken(
@@ -101,17 +103,22 @@ class SharedToken:
             updated_at=now,
         )
 
-        def store(session: Session) -> None:
-            # With the lease's release: no one may find neither the token nor the lease.
-            self._release(session)
+        def store(session: Session) -> str:
+            # With the lease's release: no one may find neither the token nor the lease. A
+            # lease lapsed meanwhile and taken by another: its token will be newer than ours
+            # (WeChat's newest token voids the older ones), so ours is not stored.
+            if not self._release(session, holder):
+                stored = session.get(AccessToken, self.key)
+                return stored.token if stored is not None else token
             session.merge(row)
+            return token
 
-        self.db.run_sync(store)
+        token = self.db.run_sync(store)
         log.info("refreshed the WeChat access token %s", self.key)
         return token
 
-    def _claim(self, session: Session, stale: str | None) -> tuple[str | None, bool]:
-        """(a usable stored token, None) or (None, whether this caller now holds the lease)."""
+    def _claim(self, session: Session, stale: str | None, holder: str) -> tuple[str | None, bool]:
+        """(a usable stored token, False) or (None, whether `holder` now holds the lease)."""
         self.db.lock_user(session, self.key)
         now = self.clock.now()
         row = session.get(AccessToken, self.key)
@@ -121,16 +128,19 @@ class SharedToken:
         if lease is not None and lease.expires_at > now:
             return None, False
         session.merge(
-            AccessToken(key=self.lease_key, token="", expires_at=now + LEASE, updated_at=now)
+            AccessToken(key=self.lease_key, token=holder, expires_at=now + LEASE, updated_at=now)
         )
         return None, True
 
-    def _release(self, session: Session) -> None:
+    def _release(self, session: Session, holder: str) -> bool:
+        """Give up `holder`'s lease; False when it is no longer theirs."""
         # Under the key's lock, like _claim: it reads token and lease in two statements.
         self.db.lock_user(session, self.key)
         lease = session.get(AccessToken, self.lease_key)
-        if lease is not None:
-            session.delete(lease)
+        if lease is None or lease.token != holder:
+            return False
+        session.delete(lease)
+        return True
 
 
 class _Client(WeChatClient):  # type: ignore[misc]

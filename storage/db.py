@@ -61,7 +61,12 @@ class Database:
         if self.is_sqlite and self.url.database not in (None, "", ":memory:"):
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine = self._writer_engine(url)
-        self.reader = self.engine.execution_options(**{READ_ONLY: True})
+        # Readers: a snapshot that cannot write. SQLite: a deferred BEGIN (see the listener);
+        # PostgreSQL: a read-only transaction, one snapshot for all its queries.
+        options: dict[str, Any] = {READ_ONLY: True}
+        if not self.is_sqlite:
+            options |= {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+        self.reader = self.engine.execution_options(**options)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
 
     def _writer_engine(self, url: str) -> Engine:
@@ -110,9 +115,16 @@ class Database:
     def session(self, *, read_only: bool = False) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back on an exception.
         `read_only`: a snapshot that writes nothing (on SQLite it leaves the write lock free)."""
-        bind = self.reader if read_only else self.engine
-        with Session(bind, expire_on_commit=False) as session, session.begin():
-            yield session
+        if not read_only:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                yield session
+            return
+        with Session(self.reader, expire_on_commit=False) as session:
+            session.begin()
+            try:
+                yield session
+            finally:
+                session.rollback()  # a reader never commits, whatever it was handed
 
     def lock_user(self, session: Session, key: str) -> None:
         """Serialise one user's work across instances (SQLite's single writer already does)."""

@@ -194,10 +194,6 @@ def _yuan_sqlite(element: Yuan, compiler: Any, **kw: Any) -> str:
     return f"round({compiler.process(element.clauses, **kw)}, 2)"  # a REAL already
 
 
-def _yuan(amount: Any) -> Any:
-    return Yuan(amount)
-
-
 def _metrics_query(campaign: Campaign, phase_key: str | None, group_key: str | None) -> Any:
     """One row per streamer: its registration fields, then its metrics (METRIC_KEYS order)."""
     days = [local_days(p) for p in scoring_phases(campaign, phase_key)]
@@ -248,8 +244,8 @@ def _metrics_query(campaign: Campaign, phase_key: str | None, group_key: str | N
     r, v = reports.c, videos.c
     zero = func.coalesce
     metrics = {
-        "net_gmv": _yuan(zero(r.gmv, 0) - zero(r.refunds, 0)),
-        "gmv": _yuan(zero(r.gmv, 0)),
+        "net_gmv": Yuan(zero(r.gmv, 0) - zero(r.refunds, 0)),
+        "gmv": Yuan(zero(r.gmv, 0)),
         "orders": zero(r.orders, 0),
         "stream_count": zero(r.streams, 0),
         "stream_days": zero(r.days, 0),
@@ -320,17 +316,14 @@ def _entries(group_key: str, rows: list[Any], weights: dict[str, float]) -> list
 
 
 def _plain_rows(session: Session, query: Any) -> list[tuple[Any, ...]]:
-    """The rows as the driver gives them, on the session's own connection (its transaction):
-    tens of thousands of rows skip SQLAlchemy's per-row work. The values are inlined: they all
-    come from the campaign file (its id, statuses, phase dates), never from a user."""
-    connection = session.connection()
-    sql = query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
-    cursor = connection.connection.cursor()
+    """The rows as the driver gives them: tens of thousands of rows skip SQLAlchemy's per-row
+    work (every column is cast in SQL to what the rules want). Executed the usual way, so
+    errors, retries and a dropped connection are handled as everywhere else."""
+    result = session.connection().execute(query)
     try:
-        cursor.execute(str(sql))
-        return list(cursor.fetchall())
+        return list(result.cursor.fetchall())
     finally:
-        cursor.close()
+        result.close()
 
 
 @contextmanager

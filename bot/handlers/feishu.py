@@ -5,7 +5,7 @@ Feishu wants 200 within 3 s (the challenge within 1 s) and redelivers after 15 s
 6 h otherwise. So a request is checked (decrypted, token, signature over the raw body, timestamp
 freshness), the event is recorded in the database (`InboundEvent`) and handed to a background
 task, and 200 goes back at once; an event whose process died before its work was done is run
-again by a sweep a minute later (`recover`). The task runs
+again by a sweep five minutes later (`recover`). The task runs
 the dispatcher (the event id is the message id, so a redelivery changes nothing: the dispatcher
 keeps processed ids in the database and nothing deletes them) and sends its replies through the
 outbox (one row per reply, keyed by the event id, so they are sent once) with the Feishu sender.
@@ -101,7 +101,7 @@ INBOUND_KINDS: dict[str, type[Inbound]] = {
     "message": P2ImMessageReceiveV1,
     "bot_added": P2ImChatMemberBotAddedV1,
 }
-INBOX_RETRY_AFTER = timedelta(minutes=1)  # not done by then: its process died
+INBOX_RETRY_AFTER = timedelta(minutes=5)  # not done by then (nor under way here): lost
 INBOX_SWEEP_SECONDS = 30.0
 INBOX_BATCH = 100
 INBOX_KEEP = timedelta(hours=24)  # done rows also answer redeliveries (Feishu: up to 6 h)
@@ -140,6 +140,7 @@ class FeishuChannel:
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="feishu-events")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._inflight: set[str] = set()  # event ids being worked on in this process
         self._order = KeyedLocks()  # one chat's replies go out in the order its messages came
         self.connection: LongConnection | None = None
 
@@ -313,15 +314,25 @@ class FeishuChannel:
             self.spawn(self._run(kind, event_id, data))
 
     async def _run(self, kind: str, event_id: str, data: Inbound) -> None:
+        self._inflight.add(event_id)
         try:
             if isinstance(data, P2ImMessageReceiveV1):
                 await self._message(data)
             else:
                 await self._bot_added(data)
+        except DatabaseUnavailable:
+            log.warning(
+                "feishu %s event %s: database unavailable, the sweep retries", kind, event_id
+            )
+            return  # not done: run again once the database is back
         except Exception:
             # A bug, not a lost process: running it again would fail again.
             log.exception("feishu %s event %s failed", kind, event_id)
+        finally:
+            self._inflight.discard(event_id)
+        await self._done(event_id)
 
+    async def _done(self, event_id: str) -> None:
         def done(session: Session) -> None:
             row = session.get(InboundEvent, (CHANNEL, event_id))
             if row is not None:
@@ -357,19 +368,25 @@ class FeishuChannel:
             return list(rows)
 
         rows = await self.app[DATABASE].run(claim)
-        for row in rows:
+        lost = [row for row in rows if row.event_id not in self._inflight]  # still under way here
+        for row in lost:
             log.warning("feishu: running lost event %s again", row.event_id)
-            data = lark.JSON.unmarshal(row.body, INBOUND_KINDS[row.kind])
+            try:
+                data = lark.JSON.unmarshal(row.body, INBOUND_KINDS[row.kind])
+            except Exception:  # unreadable (written by another version): never retried
+                log.exception("feishu: lost event %s cannot be read back", row.event_id)
+                await self._done(row.event_id)
+                continue
             self.spawn(self._run(row.kind, row.event_id, data))
-        return len(rows)
+        return len(lost)
 
     async def _sweep_inbox(self) -> None:
         while True:
             await asyncio.sleep(INBOX_SWEEP_SECONDS)
             try:
                 await self.recover()
-            except DatabaseUnavailable:
-                log.warning("feishu: inbox sweep skipped (database unavailable)")
+            except Exception:  # the sweep must outlive any one bad round
+                log.exception("feishu: inbox sweep failed; trying again later")
 
     def _on_card_action(self, data: P2CardActionTrigger) -> P2CardActionTriggerResponse:
         """A button: a choice is answered like a typed message (replies follow as messages);

@@ -54,8 +54,11 @@ def progress_text(submitted: int, required: int, pending: int = 0) -> str:
     note = f"（其中{pending}个待组委会核实）" if pending else ""
     if not required:
         return f"已提交{submitted}个作品{note}。"
+    if submitted < required:
+        return f"已提交 {submitted}/{required}{note}，还差{required - submitted}个。"
+    counted = f"已提交{submitted}个" if submitted > required else f"已提交 {submitted}/{required}"
+    if submitted - pending < required:  # met only once the pending ones pass
+        return f"{counted}{note}，核实通过后即达到要求（至少{required}个）。"
     if submitted > required:
-        return f"已提交{submitted}个{note}，已达到要求（至少{required}个）。"
-    if submitted == required:
-        return f"已提交 {submitted}/{required}{note}，已达到要求。"
-    return f"已提交 {submitted}/{required}{note}，还差{required - submitted}个。"
+        return f"{counted}{note}，已达到要求（至少{required}个）。"
+    return f"{counted}{note}，已达到要求。"

@@ -380,7 +380,7 @@ async def test_an_event_lost_after_its_200_is_run_again(
 ) -> None:
     """The event is recorded before Feishu gets its 200. If the process dies before the work
     is done (here: the work is dropped, which leaves the database exactly as a kill -9 would),
-    a sweep a minute later runs it, once."""
+    a sweep five minutes later runs it, once."""
     channel = feishu.channel
     spawn = channel.spawn
 
@@ -399,14 +399,14 @@ async def test_an_event_lost_after_its_200_is_run_again(
 
     monkeypatch.setattr(channel, "spawn", spawn)  # the restarted process
     assert await channel.recover() == 0  # not yet: it may still be under way elsewhere
-    feishu.clock.advance(timedelta(minutes=2))
+    feishu.clock.advance(timedelta(minutes=6))
     assert await channel.recover() == 1
     await channel.drain()
     [reply] = feishu.fake.sent
     assert "第1步" in reply.text
     [row] = await feishu.rows(InboundEvent)
     assert row.done_at is not None
-    feishu.clock.advance(timedelta(minutes=2))
+    feishu.clock.advance(timedelta(minutes=6))
     assert await channel.recover() == 0
     assert (await feishu.push(event)).status == 200  # Feishu's own redelivery: nothing more
     await channel.drain()

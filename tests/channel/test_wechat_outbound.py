@@ -20,7 +20,7 @@ from bot.outbox_worker import OutboxWorker
 from bot.router import COMMANDS, FLOW_KEYWORDS
 from bot.senders.base import DeliveryError
 from bot.senders.wechat import WeChatSender
-from bot.wechat_api import SharedToken, WeChatAPI
+from bot.wechat_api import LEASE, SharedToken, WeChatAPI
 from config.campaign import Campaign, WeChatTemplates
 from storage.db import Database
 from storage.models import AccessToken, ChannelUser, Outbox
@@ -279,6 +279,33 @@ def test_a_token_refresh_holds_no_transaction_while_it_asks_wechat(
     refresher.join(timeout=30)
     assert got == ["SLOW-TOKEN"]
     assert db.run_sync(lambda s: s.get(AccessToken, "wechat:slow:lease")) is None
+
+
+def test_a_refresh_that_outlived_its_lease_keeps_the_newer_token(
+    db: Database, clock: FrozenClock
+) -> None:
+    """A token call slower than the lease: another instance took the lapsed lease and stored
+    a newer token (which voids ours at WeChat). The slow one must not overwrite it."""
+    slow_asking, go_on = threading.Event(), threading.Event()
+
+    def slow_fetch() -> tuple[str, int]:
+        slow_asking.set()
+        assert go_on.wait(timeout=10)
+        return "OLDER", 7200
+
+    got: list[str] = []
+    slow = SharedToken(db, clock, "wechat:x", slow_fetch)
+    caller = threading.Thread(target=lambda: got.append(slow.get()))
+    caller.start()
+    assert slow_asking.wait(timeout=10)
+    clock.advance(LEASE + timedelta(seconds=1))  # the slow caller's lease lapses
+    assert SharedToken(db, clock, "wechat:x", lambda: ("NEWER", 7200)).get() == "NEWER"
+    go_on.set()
+    caller.join(timeout=20)
+    assert got == ["NEWER"]
+    stored = db.run_sync(lambda s: s.get(AccessToken, "wechat:x"))
+    assert stored is not None and stored.token == "NEWER"
+    assert db.run_sync(lambda s: s.get(AccessToken, "wechat:x:lease")) is None
 
 
 async def test_the_outbox_worker_delivers_through_the_wechat_sender(

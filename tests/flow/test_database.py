@@ -32,3 +32,9 @@ def test_a_long_read_does_not_hold_up_a_write(db: Database, clock: FrozenClock) 
     reader.join(timeout=20)
     assert outcome == [True], "the write waited for the reader"
     assert db.run_sync(lambda s: len(s.exec(select(ChannelUser)).all()), read_only=True) == 1
+
+
+def test_a_reader_never_commits(db: Database, clock: FrozenClock) -> None:
+    visit = ChannelUser(channel="web", user_id="u1", last_inbound_at=clock.now())
+    db.run_sync(lambda s: s.add(visit), read_only=True)
+    assert db.run_sync(lambda s: s.exec(select(ChannelUser)).all()) == []

@@ -390,6 +390,8 @@ async def test_export_link_serves_the_roster_and_expires(
     await add(client, report(1, 5, "5000", viewers=2000), report(1, 6, "1000", refunds="100"))
     reply = await chat.last(ORG, "导出")
     assert "报名表（Excel）下载链接，2024年9月9日 10:00前有效" in reply
+    # The campaign by its id, typed full-width as a Chinese keyboard may: the same link.
+    assert link_of(await chat.last(ORG, "导出 ｄｅｍｏ")) == link_of(reply)
     path = link_of(reply)
     response = await client.get(path)
     assert response.status == 200

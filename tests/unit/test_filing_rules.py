@@ -139,6 +139,11 @@ def test_video_minimum_and_progress(all_campaigns: dict[str, Campaign]) -> None:
     assert progress_text(1, 0) == "已提交1个作品。"
     assert progress_text(2, 1) == "已提交2个，已达到要求（至少1个）。"
     assert progress_text(2, 3, 1) == "已提交 2/3（其中1个待组委会核实），还差1个。"
+    assert (
+        progress_text(3, 3, 1)
+        == "已提交 3/3（其中1个待组委会核实），核实通过后即达到要求（至少3个）。"
+    )
+    assert progress_text(4, 3, 1) == "已提交4个（其中1个待组委会核实），已达到要求（至少3个）。"
 
 
 def test_campaign_without_videos(all_campaigns: dict[str, Campaign]) -> None:
