@@ -19,12 +19,13 @@ from __future__ import annotations
 import gc
 from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Date, Float, cast, false, func, or_
+from sqlalchemy import Connection, Date, Float, cast, false, func, or_
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, select
@@ -43,9 +44,11 @@ from bot.rules.scoring import (
     score_group,
 )
 from config.campaign import Campaign, Phase
+from storage.db import READ_ONLY
 from storage.models import Deduction, Registration, StreamReport, Team, Video
 
 VIDEO_STATUSES = ("accepted", "review")
+_HALVES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="board")  # a board's 2nd half
 DEFAULT_TOP_N = 10  # a group without prize tiers: its top 10 count for 优秀组织奖
 
 
@@ -194,8 +197,14 @@ def _yuan_sqlite(element: Yuan, compiler: Any, **kw: Any) -> str:
     return f"round({compiler.process(element.clauses, **kw)}, 2)"  # a REAL already
 
 
-def _metrics_query(campaign: Campaign, phase_key: str | None, group_key: str | None) -> Any:
-    """One row per streamer: its registration fields, then its metrics (METRIC_KEYS order)."""
+def _metrics_query(
+    campaign: Campaign,
+    phase_key: str | None,
+    group_key: str | None,
+    ids: tuple[int, int] | None = None,
+) -> Any:
+    """One row per streamer: its registration fields, then its metrics (METRIC_KEYS order);
+    with `ids`, only the registrations whose id lies in that (inclusive) range."""
     days = [local_days(p) for p in scoring_phases(campaign, phase_key)]
     day = Unindexed(StreamReport.stream_date)
     in_days = or_(*(day.between(a, b) for a, b in days)) if days else false()
@@ -216,11 +225,16 @@ def _metrics_query(campaign: Campaign, phase_key: str | None, group_key: str | N
             StreamReport.campaign_id == campaign.id,
             StreamReport.status.in_(report_statuses(campaign)),
             in_days,
+            *_in_range(StreamReport.registration_id, ids),
         )
         .group_by(StreamReport.registration_id)
         .subquery()
     )
-    video_filter = [Video.campaign_id == campaign.id, Video.status.in_(VIDEO_STATUSES)]
+    video_filter = [
+        Video.campaign_id == campaign.id,
+        Video.status.in_(VIDEO_STATUSES),
+        *_in_range(Video.registration_id, ids),
+    ]
     if phase_key is not None:
         video_filter.append(Video.phase_key == phase_key)
     videos = (
@@ -237,7 +251,11 @@ def _metrics_query(campaign: Campaign, phase_key: str | None, group_key: str | N
     )
     deductions = (
         select(Deduction.registration_id.label("rid"), _sum(Deduction.points).label("points"))
-        .where(Deduction.campaign_id == campaign.id, Deduction.revoked_at.is_(None))
+        .where(
+            Deduction.campaign_id == campaign.id,
+            Deduction.revoked_at.is_(None),
+            *_in_range(Deduction.registration_id, ids),
+        )
         .group_by(Deduction.registration_id)
         .subquery()
     )
@@ -262,6 +280,7 @@ def _metrics_query(campaign: Campaign, phase_key: str | None, group_key: str | N
     regs = [
         Registration.campaign_id == campaign.id,
         Registration.status.in_(streamer_statuses(campaign)),
+        *_in_range(Registration.id, ids),
     ]
     if group_key is not None:
         regs.append(Registration.group_key == group_key)
@@ -315,11 +334,42 @@ def _entries(group_key: str, rows: list[Any], weights: dict[str, float]) -> list
     return [entries[i] for i in ranking.order]
 
 
-def _plain_rows(session: Session, query: Any) -> list[tuple[Any, ...]]:
+def _in_range(column: Any, ids: tuple[int, int] | None) -> list[Any]:
+    return [] if ids is None else [column.between(*ids)]
+
+
+def _metric_rows(
+    session: Session, campaign: Campaign, phase_key: str | None, group_key: str | None
+) -> list[tuple[Any, ...]]:
+    """Every streamer's `_metrics_query` row. A reader's session (the board page and API,
+    exports) has nothing uncommitted to see, so it reads the campaign in two halves at once,
+    the second on a connection of its own: the aggregation over every report is most of a
+    board's time, and the database runs the halves on two cores. (Two snapshots a moment
+    apart: each streamer's figures come from one of them.) A writer's session reads in one."""
+    bind = session.get_bind()
+    if not bind.get_execution_options().get(READ_ONLY, False):
+        return _plain_rows(session.connection(), _metrics_query(campaign, phase_key, group_key))
+    low, high = session.exec(
+        select(func.min(Registration.id), func.max(Registration.id)).where(
+            Registration.campaign_id == campaign.id
+        )
+    ).one()
+    if low is None:
+        return []
+    middle = (low + high) // 2
+    first = _metrics_query(campaign, phase_key, group_key, (low, middle))
+    second = _metrics_query(campaign, phase_key, group_key, (middle + 1, high))
+    with bind.connect() as other:
+        later = _HALVES.submit(_plain_rows, other, second)
+        rows = _plain_rows(session.connection(), first)
+        return rows + later.result()
+
+
+def _plain_rows(connection: Connection, query: Any) -> list[tuple[Any, ...]]:
     """The rows as the driver gives them: tens of thousands of rows skip SQLAlchemy's per-row
     work (every column is cast in SQL to what the rules want). Executed the usual way, so
     errors, retries and a dropped connection are handled as everywhere else."""
-    result = session.connection().execute(query)
+    result = connection.execute(query)
     try:
         return list(result.cursor.fetchall())
     finally:
@@ -353,9 +403,8 @@ def compute_leaderboard(
     normalisation and the tie-break (equal scores: higher net_gmv, more stream_days, lower
     registration id) are `bot.rules.scoring.rank_columns`.
     """
-    query = _metrics_query(campaign, phase_key, group_key)
     with _no_collection():
-        rows = _plain_rows(session, query)
+        rows = _metric_rows(session, campaign, phase_key, group_key)
         by_group: dict[str, list[Any]] = defaultdict(list)
         for row in rows:
             by_group[row[2]].append(row)

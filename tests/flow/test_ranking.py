@@ -371,3 +371,27 @@ async def test_equal_amounts_tie_whatever_the_float_sums(client: TestClient) -> 
         ("吴小二", 1, 90.0, 0.3),
         ("周小一", 2, 90.0, 0.3),
     ]
+
+
+async def test_a_reader_computes_the_same_board_in_two_halves(client: TestClient) -> None:
+    """Read-only sessions aggregate the two halves of the registrations on two connections at
+    once; the board must be exactly the one a writer's single query gives."""
+    campaign = client.server.app[CAMPAIGNS][LITONG]
+    now = client.server.app[CLOCK].now()
+
+    def build(session: Session) -> None:
+        regs = seed_litong(session)
+        for n in range(7):  # more streamers, some with figures, on both sides of the middle
+            extra = streamer(session, LITONG, f"u-x{n}", f"测试{n}号")
+            if n % 2:
+                report(session, extra, date(2024, 9, 15), gmv=1000 * n, minutes=60, viewers=100)
+        deduct(session, regs["li"], 3)
+
+    await seed(client, build)
+    board = lambda s: [  # noqa: E731
+        (g.key, [(e.registration_id, e.rank, e.score, e.values, e.points) for e in g.entries])
+        for g in compute_leaderboard(s, campaign, now).groups
+    ]
+    db = client.server.app[DATABASE]
+    written, read = await db.run(board), await db.run(board, read_only=True)
+    assert read == written and sum(len(entries) for _key, entries in read) == 10
