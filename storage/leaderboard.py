@@ -341,13 +341,15 @@ def _in_range(column: Any, ids: tuple[int, int] | None) -> list[Any]:
 def _metric_rows(
     session: Session, campaign: Campaign, phase_key: str | None, group_key: str | None
 ) -> list[tuple[Any, ...]]:
-    """Every streamer's `_metrics_query` row. A reader's session (the board page and API,
-    exports) has nothing uncommitted to see, so it reads the campaign in two halves at once,
-    the second on a connection of its own: the aggregation over every report is most of a
-    board's time, and the database runs the halves on two cores. (Two snapshots a moment
-    apart: each streamer's figures come from one of them.) A writer's session reads in one."""
+    """Every streamer's `_metrics_query` row. On PostgreSQL a reader's session (the board page
+    and API, exports) has nothing uncommitted to see, so it reads the campaign in two halves at
+    once, the second on a connection of its own: the aggregation over every report is most of a
+    board's time, and the server runs the halves on two cores. (Two snapshots a moment apart:
+    each streamer's figures come from one of them.) SQLite gains nothing so (measured: its
+    allocator's lock serialises the halves), and a writer's session must see its own writes:
+    those read in one."""
     bind = session.get_bind()
-    if not bind.get_execution_options().get(READ_ONLY, False):
+    if bind.dialect.name == "sqlite" or not bind.get_execution_options().get(READ_ONLY, False):
         return _plain_rows(session.connection(), _metrics_query(campaign, phase_key, group_key))
     low, high = session.exec(
         select(func.min(Registration.id), func.max(Registration.id)).where(
