@@ -374,8 +374,8 @@ async def test_equal_amounts_tie_whatever_the_float_sums(client: TestClient) -> 
 
 
 async def test_a_reader_computes_the_same_board_in_two_halves(client: TestClient) -> None:
-    """Read-only sessions aggregate the two halves of the registrations on two connections at
-    once; the board must be exactly the one a writer's single query gives."""
+    """On PostgreSQL read-only sessions aggregate the two halves of the registrations on two
+    connections at once; the board must be exactly the one a writer's single query gives."""
     campaign = client.server.app[CAMPAIGNS][LITONG]
     now = client.server.app[CLOCK].now()
 
