@@ -13,8 +13,9 @@ candidates never rank: they come last, rank None, score 0, and do not set the gr
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from itertools import compress
 from typing import NamedTuple
+
+import numpy as np
 
 from bot.rules.formatting import fmt_amount
 
@@ -112,47 +113,47 @@ def rank_columns(
     """One group's ranking from one list per metric (`columns[key][i]` is candidate i's value;
     a missing metric is 0 for everyone).
 
-    Columns, not an object per candidate: a group can hold tens of thousands of streamers, the
-    leaderboard has a one-second budget, and list comprehensions over columns are several
-    times faster than building and garbage-collecting objects.
+    Columns as arrays, not an object per candidate: a group can hold tens of thousands of
+    streamers and the leaderboard has a one-second budget. Every float is computed as the
+    plain Python expression would (v / best * share; points added in weight order; Python's
+    own rounding), so the figures do not depend on the representation.
     """
     total_weight = sum(weights.values())
     if total_weight <= 0:
         raise ValueError("scoring needs at least one positive weight")
     n = len(ids)
-    zeros = [0.0] * n
-    eligible = [not out for out in disqualified]
+    out = np.fromiter(disqualified, dtype=bool, count=n)
+    eligible = ~out
+
+    def column(key: str) -> np.ndarray:
+        return np.asarray(columns[key], dtype=float) if key in columns else np.zeros(n)
+
     per_metric = []  # per weighted metric: the points each candidate gets from it
     for key, weight in weights.items():
-        column = columns.get(key, zeros)
-        best = max(compress(column, eligible), default=0)
+        values = column(key)
+        best = values[eligible].max(initial=0.0)
         share = 100 * weight / total_weight  # the points of the best
-        per_metric.append(
-            [
-                v / best * share if v > 0 and ok else 0.0
-                for v, ok in zip(column, eligible, strict=True)
-            ]
-            if best > 0
-            else zeros
-        )
-    # Tuples, not a dict per candidate: `Ranking.breakdown(i)` makes the dict when asked.
-    points = list(zip(*per_metric, strict=True))
-    scores = [
-        0.0 if out else round(max(sum(row) - d, 0.0), 2)
-        for row, d, out in zip(points, deductions, disqualified, strict=True)
-    ]
-    # Stable sorts from the last criterion to the first: no key tuple per candidate.
-    ranked = sorted(compress(range(n), eligible), key=ids.__getitem__)
-    for key in reversed(tiebreak):
-        higher_first = [-v for v in columns.get(key, zeros)]
-        ranked.sort(key=higher_first.__getitem__)
-    by_score = [-s for s in scores]
-    ranked.sort(key=by_score.__getitem__)
-    out = sorted(compress(range(n), disqualified), key=ids.__getitem__)
+        points = np.zeros(n)
+        if best > 0:
+            counted = eligible & (values > 0)
+            points[counted] = values[counted] / best * share
+        per_metric.append(points)
+    total = per_metric[0].copy()
+    for points in per_metric[1:]:  # in weight order, as sum() adds them
+        total += points
+    raw = np.maximum(total - np.asarray(deductions, dtype=float), 0.0).tolist()
+    scores = [0.0 if o else round(x, 2) for x, o in zip(raw, disqualified, strict=True)]
+    # Higher score, then the tiebreak metrics higher first, then the lower id: one stable sort.
+    keys = [np.asarray(ids), *(-column(k) for k in reversed(tiebreak)), -np.asarray(scores)]
+    order = np.lexsort(keys)
+    ranked = order[eligible[order]].tolist()
+    dropped = order[out[order]]
+    dropped = dropped[np.argsort(np.asarray(ids)[dropped], kind="stable")].tolist()
     ranks: list[int | None] = [None] * n
     for rank, i in enumerate(ranked, 1):
         ranks[i] = rank
-    return Ranking(ranked + out, ranks, scores, tuple(weights), points)
+    points_by_candidate = list(zip(*(p.tolist() for p in per_metric), strict=True))
+    return Ranking(ranked + dropped, ranks, scores, tuple(weights), points_by_candidate)
 
 
 def score_group(
