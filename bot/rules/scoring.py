@@ -147,8 +147,7 @@ def rank_columns(
     keys = [np.asarray(ids), *(-column(k) for k in reversed(tiebreak)), -np.asarray(scores)]
     order = np.lexsort(keys)
     ranked = order[eligible[order]].tolist()
-    dropped = order[out[order]]
-    dropped = dropped[np.argsort(np.asarray(ids)[dropped], kind="stable")].tolist()
+    dropped = sorted(np.flatnonzero(out).tolist(), key=ids.__getitem__)  # last, by id
     ranks: list[int | None] = [None] * n
     for rank, i in enumerate(ranked, 1):
         ranks[i] = rank
