@@ -10,7 +10,7 @@ from sqlmodel import col, select
 
 from bot.clock import SHANGHAI
 from bot.engine import Context, Flow, Invalid, Step
-from bot.flows.signup import registered_campaigns, registration_of
+from bot.flows.signup import NOT_REGISTERED, registered_campaigns, registration_of
 from bot.messages import Reply
 from bot.rules.filing import report_minutes_refusal
 from bot.rules.formatting import fmt_amount, fmt_minutes, fmt_when
@@ -243,6 +243,6 @@ FLOW = Flow(
     steps=STEPS,
     finish=_finish,
     candidates=registered_campaigns,
-    no_campaign="你还没有报名正在进行的赛事，回复「报名」先报名。",
+    no_campaign=NOT_REGISTERED,
     begin=_begin,
 )

@@ -461,6 +461,10 @@ def _edit_step(step: Step) -> Step:
     return step
 
 
+# What the streamer flows (报备, 战报, 作品) say when no live campaign has the user signed up.
+NOT_REGISTERED = "你还没有报名正在进行的赛事，回复「报名」先报名。"
+
+
 def registered_campaigns(ctx: Context) -> list[Campaign]:
     return [c for c in ctx.campaigns.values() if c.is_live(ctx.now) and registration_of(ctx, c)]
 

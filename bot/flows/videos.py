@@ -10,7 +10,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from bot.engine import Context, Flow, Invalid, Step, Stop, normalise
-from bot.flows.signup import registered_campaigns, registration_of
+from bot.flows.signup import NOT_REGISTERED, registered_campaigns, registration_of
 from bot.messages import Reply
 from bot.rules.sharetext import has_required_hashtag, normalise_url, parse_share_text
 from bot.rules.videos import open_video_phase, progress_text, required_videos, window_refusal
@@ -166,7 +166,7 @@ FLOW = Flow(
     steps=STEPS,
     finish=_finish,
     candidates=registered_campaigns,
-    no_campaign="你还没有报名正在进行的赛事，回复「报名」先报名。",
+    no_campaign=NOT_REGISTERED,
     begin=_begin,
     confirm=False,
 )
