@@ -11,13 +11,14 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import text
 
 from config.campaign import Campaign
 from storage.db import Database
-from storage.leaderboard import local_days, scoring_phases
+from storage.leaderboard import local_days, scoring_phases, sync_scoring_basis
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢"
 GIVEN = "小文明华丽强芳军杰静敏磊洋艳勇娟涛超霞平刚桂英鹏飞燕玲婷雪梅晨阳宇轩浩然子涵欣怡佳琪"
@@ -248,4 +249,5 @@ def seed_campaign(
     bulk_insert(db, "video", VIDEO_COLUMNS, (rows.video(n) for n in range(videos)))
     deducted = rows.rng.sample(ids, k=len(ids) // 100)
     bulk_insert(db, "deduction", DEDUCTION_COLUMNS, (rows.deduction(i) for i in deducted))
+    db.run_sync(partial(sync_scoring_basis, campaign=campaign))  # as `serve` does at start-up
     return ids

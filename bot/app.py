@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from aiohttp import web, web_log
 
@@ -23,6 +24,7 @@ from bot.senders.dev import DevSender
 from config.campaign import Campaign, campaign_files, load_campaigns
 from config.settings import Settings
 from storage.db import Database
+from storage.leaderboard import sync_scoring_basis
 
 log = logging.getLogger(__name__)
 MAX_BODY = 256 * 1024  # the largest request any channel needs; more is refused with 413
@@ -87,6 +89,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     db = Database(settings.database_url)
     await db.run(lambda _s: None)  # fail fast when the database is unreachable
     db.create_all()
+    for campaign in app[CAMPAIGNS].values():
+        if await db.run(partial(sync_scoring_basis, campaign=campaign)):
+            log.info("report totals of %s rebuilt for its scoring phases", campaign.id)
     engine = Engine(FLOWS, idle=timedelta(minutes=settings.conversation_idle_minutes))
     app[DATABASE] = db
     app[DISPATCHER] = Dispatcher(

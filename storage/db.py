@@ -102,9 +102,16 @@ class Database:
         return engine
 
     def create_all(self) -> None:
+        """The tables and the triggers that keep `report_totals` (idempotent). On PostgreSQL
+        instances starting at once take turns."""
         import storage.models  # noqa: F401  (registers the tables)
+        from storage import report_totals
 
-        SQLModel.metadata.create_all(self.engine)
+        with self.engine.begin() as connection:
+            if not self.is_sqlite:
+                connection.execute(text("SELECT pg_advisory_xact_lock(7300)"))
+            SQLModel.metadata.create_all(connection)
+            report_totals.install(connection)
 
     def drop_all(self) -> None:
         import storage.models  # noqa: F401

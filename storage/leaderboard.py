@@ -19,13 +19,12 @@ from __future__ import annotations
 import gc
 from collections import defaultdict
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Date, Float, cast, false, func, or_
+from sqlalchemy import Date, Float, cast, false, func, or_
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, select
@@ -44,11 +43,10 @@ from bot.rules.scoring import (
     score_group,
 )
 from config.campaign import Campaign, Phase
-from storage.db import READ_ONLY
-from storage.models import Deduction, Registration, StreamReport, Team, Video
+from storage import report_totals
+from storage.models import Deduction, Registration, ReportTotals, StreamReport, Team, Video
 
 VIDEO_STATUSES = ("accepted", "review")
-_HALVES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="board")  # a board's 2nd half
 DEFAULT_TOP_N = 10  # a group without prize tiers: its top 10 count for 优秀组织奖
 
 
@@ -197,18 +195,44 @@ def _yuan_sqlite(element: Yuan, compiler: Any, **kw: Any) -> str:
     return f"round({compiler.process(element.clauses, **kw)}, 2)"  # a REAL already
 
 
-def _metrics_query(
-    campaign: Campaign,
-    phase_key: str | None,
-    group_key: str | None,
-    ids: tuple[int, int] | None = None,
-) -> Any:
-    """One row per streamer: its registration fields, then its metrics (METRIC_KEYS order);
-    with `ids`, only the registrations whose id lies in that (inclusive) range."""
+def scoring_basis(campaign: Campaign) -> report_totals.Basis:
+    """What the default board counts, as `report_totals` keeps it."""
+    days = {
+        first + timedelta(days=n)
+        for first, last in map(local_days, scoring_phases(campaign))
+        for n in range((last - first).days + 1)
+    }
+    return report_totals.Basis(campaign.scoring.count_unverified, tuple(sorted(days)))
+
+
+def sync_scoring_basis(session: Session, campaign: Campaign) -> bool:
+    """Bring the campaign's `report_totals` in line with its file (at start-up; a no-op
+    unless the scoring phases or `count_unverified` changed). True when it rebuilt them."""
+    return report_totals.rebuild(session, campaign.id, scoring_basis(campaign))
+
+
+def report_sums(campaign: Campaign, phase_key: str | None = None, *, stored: bool = False) -> Any:
+    """Per streamer: the sums of its counted reports (`rid` and the report metrics' inputs);
+    `stored`: as `report_totals` holds them (for the default board, while they are current),
+    else summed over the reports."""
+    if stored:
+        t = ReportTotals
+        return select(
+            t.registration_id.label("rid"),
+            t.gmv.label("gmv"),
+            t.refunds.label("refunds"),
+            t.orders.label("orders"),
+            t.streams.label("streams"),
+            t.days.label("days"),
+            cast(t.minutes, Float).label("minutes"),
+            t.viewers.label("viewers"),
+            t.peak.label("peak"),
+            t.likes.label("likes"),
+        ).where(t.campaign_id == campaign.id)
     days = [local_days(p) for p in scoring_phases(campaign, phase_key)]
     day = Unindexed(StreamReport.stream_date)
     in_days = or_(*(day.between(a, b) for a, b in days)) if days else false()
-    reports = (
+    return (
         select(
             StreamReport.registration_id.label("rid"),
             func.sum(StreamReport.gmv).label("gmv"),
@@ -225,15 +249,19 @@ def _metrics_query(
             StreamReport.campaign_id == campaign.id,
             StreamReport.status.in_(report_statuses(campaign)),
             in_days,
-            *_in_range(StreamReport.registration_id, ids),
         )
         .group_by(StreamReport.registration_id)
-        .subquery()
     )
+
+
+def _metrics_query(
+    campaign: Campaign, phase_key: str | None, group_key: str | None, totals: bool
+) -> Any:
+    """One row per streamer: its registration fields, then its metrics (METRIC_KEYS order)."""
+    reports = report_sums(campaign, phase_key, stored=totals).subquery()
     video_filter = [
         Video.campaign_id == campaign.id,
         Video.status.in_(VIDEO_STATUSES),
-        *_in_range(Video.registration_id, ids),
     ]
     if phase_key is not None:
         video_filter.append(Video.phase_key == phase_key)
@@ -254,7 +282,6 @@ def _metrics_query(
         .where(
             Deduction.campaign_id == campaign.id,
             Deduction.revoked_at.is_(None),
-            *_in_range(Deduction.registration_id, ids),
         )
         .group_by(Deduction.registration_id)
         .subquery()
@@ -280,7 +307,6 @@ def _metrics_query(
     regs = [
         Registration.campaign_id == campaign.id,
         Registration.status.in_(streamer_statuses(campaign)),
-        *_in_range(Registration.id, ids),
     ]
     if group_key is not None:
         regs.append(Registration.group_key == group_key)
@@ -334,44 +360,17 @@ def _entries(group_key: str, rows: list[Any], weights: dict[str, float]) -> list
     return [entries[i] for i in ranking.order]
 
 
-def _in_range(column: Any, ids: tuple[int, int] | None) -> list[Any]:
-    return [] if ids is None else [column.between(*ids)]
-
-
 def _metric_rows(
     session: Session, campaign: Campaign, phase_key: str | None, group_key: str | None
 ) -> list[tuple[Any, ...]]:
-    """Every streamer's `_metrics_query` row. On PostgreSQL a reader's session (the board page
-    and API, exports) has nothing uncommitted to see, so it reads the campaign in two halves at
-    once, the second on a connection of its own: the aggregation over every report is most of a
-    board's time, and the server runs the halves on two cores. (Two snapshots a moment apart:
-    each streamer's figures come from one of them.) SQLite gains nothing so (measured: its
-    allocator's lock serialises the halves), and a writer's session must see its own writes:
-    those read in one."""
-    bind = session.get_bind()
-    if bind.dialect.name == "sqlite" or not bind.get_execution_options().get(READ_ONLY, False):
-        return _plain_rows(session.connection(), _metrics_query(campaign, phase_key, group_key))
-    low, high = session.exec(
-        select(func.min(Registration.id), func.max(Registration.id)).where(
-            Registration.campaign_id == campaign.id
-        )
-    ).one()
-    if low is None:
-        return []
-    middle = (low + high) // 2
-    first = _metrics_query(campaign, phase_key, group_key, (low, middle))
-    second = _metrics_query(campaign, phase_key, group_key, (middle + 1, high))
-    with bind.connect() as other:
-        later = _HALVES.submit(_plain_rows, other, second)
-        rows = _plain_rows(session.connection(), first)
-        return rows + later.result()
-
-
-def _plain_rows(connection: Connection, query: Any) -> list[tuple[Any, ...]]:
-    """The rows as the driver gives them: tens of thousands of rows skip SQLAlchemy's per-row
-    work (every column is cast in SQL to what the rules want). Executed the usual way, so
-    errors, retries and a dropped connection are handled as everywhere else."""
-    result = connection.execute(query)
+    """Every streamer's `_metrics_query` row, as the driver gives it: tens of thousands of rows
+    skip SQLAlchemy's per-row work (every column is cast in SQL to what the rules want).
+    Executed the usual way, so errors, retries and a dropped connection are handled as
+    everywhere else."""
+    totals = phase_key is None and report_totals.is_current(
+        session, campaign.id, scoring_basis(campaign)
+    )
+    result = session.connection().execute(_metrics_query(campaign, phase_key, group_key, totals))
     try:
         return list(result.cursor.fetchall())
     finally:

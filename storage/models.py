@@ -7,7 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Numeric, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Numeric, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from storage.db import UTCDateTime
@@ -223,6 +223,49 @@ class Video(SQLModel, table=True):
     review_reason: str | None = None
     reviewed_by: str | None = Field(default=None, max_length=160)
     created_at: datetime = _when()
+
+
+class ScoringBasis(SQLModel, table=True):
+    """What a campaign's stream reports count for on its board, as the database needs it to
+    keep `report_totals`: written from the campaign file by `storage.leaderboard`."""
+
+    __tablename__ = "scoring_basis"
+
+    campaign_id: str = Field(primary_key=True, max_length=32)
+    fingerprint: str  # the statuses and days below, as text: equal to the file's, or stale
+    count_unverified: bool
+
+
+class ScoringDay(SQLModel, table=True):
+    """One Asia/Shanghai day of a campaign's scoring phases."""
+
+    __tablename__ = "scoring_day"
+
+    campaign_id: str = Field(primary_key=True, max_length=32)
+    day: date = Field(primary_key=True)
+
+
+def _total(**kw: Any) -> Any:
+    return Field(default=0, sa_type=BigInteger, **kw)
+
+
+class ReportTotals(SQLModel, table=True):
+    """A streamer's counted stream reports, summed: kept by triggers (storage.report_totals) on
+    every write to stream_report, so the board reads 50,000 rows, not a million."""
+
+    __tablename__ = "report_totals"
+
+    registration_id: int = Field(primary_key=True)
+    campaign_id: str = Field(index=True, max_length=32)
+    gmv: Decimal = Field(sa_type=Numeric(18, 2))
+    refunds: Decimal = Field(sa_type=Numeric(18, 2))
+    orders: int = _total()
+    streams: int = _total()
+    days: int = _total()
+    minutes: int = _total()
+    viewers: int = _total()
+    peak: int = _total()
+    likes: int = _total()
 
 
 class Deduction(SQLModel, table=True):
