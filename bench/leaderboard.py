@@ -82,7 +82,9 @@ def measure(db: Database, campaign: Campaign, runs: int) -> tuple[list[float], l
     waiting for a core; on SQLite the CPU time is all the work, on PostgreSQL the client's)."""
     now = max(p.end for p in campaign.phases)
     walls, cpus = [], []
+    board = None
     for _ in range(runs):
+        del board  # freeing the last run's board is not this run's work
         wall, cpu = time.perf_counter(), time.process_time()
         # As the board API and page read it: a read-only session.
         board = db.run_sync(lambda s: compute_leaderboard(s, campaign, now), read_only=True)
