@@ -8,11 +8,12 @@ and then refreshes from the API, so both always show the same thing.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import re
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -23,7 +24,11 @@ from bot.clock import SHANGHAI
 from bot.keys import CAMPAIGNS, CLOCK, DATABASE
 from bot.rules.scoring import fmt_metric, metric_label
 from config.campaign import Campaign, Phase
+from storage.db import DatabaseUnavailable
 from storage.leaderboard import GroupBoard, Leaderboard, compute_leaderboard
+
+Running = dict[tuple[str, str | None], "asyncio.Future[Leaderboard]"]
+BOARDS_RUNNING = web.AppKey("boards_running", Running)  # (campaign, phase) → its computation
 
 CACHE_SECONDS = 30  # browsers and proxies may reuse a board briefly; figures change slowly
 PAGE_TOP = 20  # entries per group on the page: a phone screen, not the whole field
@@ -40,9 +45,14 @@ h1{font-size:20px;color:#e8463a}a{color:#e8463a}</style></head>
 <p>榜单链接可能有误，或赛事已下线。<br>请重新扫描组委会发布的二维码。</p>
 <p><a href="/">打开赛事助手</a></p></body></html>
 """
+BUSY_PAGE = NOT_FOUND_PAGE.replace("没有找到这个赛事", "榜单暂时打不开").replace(
+    "榜单链接可能有误，或赛事已下线。<br>请重新扫描组委会发布的二维码。",
+    "系统有点忙，请稍后刷新页面。",
+)
 
 
 def setup(app: web.Application) -> None:
+    app[BOARDS_RUNNING] = {}
     app.router.add_get("/board/{id}", board_page)
     app.router.add_get("/api/campaigns/{id}/leaderboard", leaderboard_api)
 
@@ -52,17 +62,41 @@ def _error(status: int, reason: str, **extra: Any) -> web.Response:
 
 
 async def _compute(request: web.Request, campaign: Campaign, phase: str | None) -> Leaderboard:
-    now = request.app[CLOCK].now()
-    return await request.app[DATABASE].run(
-        lambda session: compute_leaderboard(session, campaign, now, phase_key=phase),
-        read_only=True,
-    )
+    """The board, computed once for every viewer who asks while it is being computed: a popular
+    page then costs one computation at a time, not one database thread per viewer. A viewer who
+    leaves does not cancel it for the others. Raises DatabaseUnavailable."""
+    running = request.app[BOARDS_RUNNING]
+    key = (campaign.id, phase)
+    board = running.get(key)
+    if board is None:
+        now = request.app[CLOCK].now()
+        board = asyncio.ensure_future(
+            request.app[DATABASE].run(
+                lambda session: compute_leaderboard(session, campaign, now, phase_key=phase),
+                read_only=True,
+            )
+        )
+        running[key] = board
+        board.add_done_callback(partial(_finished, running, key))
+    return await asyncio.shield(board)
+
+
+def _finished(running: Running, key: tuple[str, str | None], board: asyncio.Future[Any]) -> None:
+    del running[key]
+    if not board.cancelled():
+        board.exception()  # every viewer may have left: retrieved, so never logged as lost
+
+
+def _unavailable(page: bool) -> web.Response:
+    if page:
+        return web.Response(text=BUSY_PAGE, status=503, content_type="text/html")
+    return _error(503, "database unavailable, try again shortly")
 
 
 async def load_board(
     request: web.Request, campaign_id: str
 ) -> tuple[Campaign, Leaderboard] | web.Response:
-    """The campaign and its board for `?phase=`, or the JSON error to answer (404, 400)."""
+    """The campaign and its board for `?phase=`, or the JSON error to answer (404, 400, 503)."""
     campaign = request.app[CAMPAIGNS].get(campaign_id)
     if campaign is None:
         return _error(404, "unknown campaign", campaign=campaign_id)
@@ -70,7 +104,10 @@ async def load_board(
     phases = [p.key for p in campaign.phases]
     if phase is not None and phase not in phases:
         return _error(400, "unknown phase", phase=phase, phases=phases)
-    return campaign, await _compute(request, campaign, phase)
+    try:
+        return campaign, await _compute(request, campaign, phase)
+    except DatabaseUnavailable:
+        return _unavailable(page=False)
 
 
 def _phase(phase: Phase | None) -> dict[str, str] | None:
@@ -186,7 +223,10 @@ async def board_page(request: web.Request) -> web.Response:
     campaign = request.app[CAMPAIGNS].get(request.match_info["id"])
     if campaign is None:
         return web.Response(text=NOT_FOUND_PAGE, status=404, content_type="text/html")
-    board = await _compute(request, campaign, None)
+    try:
+        board = await _compute(request, campaign, None)
+    except DatabaseUnavailable:
+        return _unavailable(page=True)
     config = {
         "api": f"/api/campaigns/{quote(campaign.id, safe='')}/leaderboard?top={PAGE_TOP}",
         "board": public_board(campaign, board, None, PAGE_TOP),

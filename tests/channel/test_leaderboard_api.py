@@ -3,17 +3,22 @@ GET /api/campaigns/{id}/leaderboard and the page GET /board/{id}."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 from datetime import date, datetime
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from bot.clock import FrozenClock
+from bot.handlers import board as board_handlers
+from storage.leaderboard import compute_leaderboard
 from storage.models import Registration
 from tests.conftest import shanghai
 from tests.flow.test_ranking import LITONG, deduct, report, seed, seed_litong, streamer
@@ -216,3 +221,43 @@ async def test_the_board_says_where_the_campaign_stands(
             "start": "2024-09-12T00:00:00+08:00",
             "end": "2024-09-30T23:59:59+08:00",
         }
+
+
+async def test_viewers_asking_at_once_share_one_computation(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six viewers while a (slow) board is computed: one computation, six equal answers, and
+    one who leaves early takes it from nobody. The next viewer gets a fresh one."""
+    calls = []
+
+    def slow(*args: Any, **kw: Any) -> Any:
+        calls.append(kw.get("phase_key"))
+        time.sleep(0.3)  # on the database thread, as a 50,000-streamer board takes
+        return compute_leaderboard(*args, **kw)
+
+    monkeypatch.setattr(board_handlers, "compute_leaderboard", slow)
+    leaving = asyncio.ensure_future(client.get(URL))
+    await asyncio.sleep(0.05)
+    answers = [client.get(URL), client.get(URL), client.get(PAGE), client.get(f"{URL}?top=1")]
+    leaving.cancel()
+    responses = await asyncio.gather(*answers)
+    assert [r.status for r in responses] == [200] * 4 and calls == [None]
+    first, second = [await r.json() for r in responses[:2]]
+    assert first == second and len(first["groups"][0]["entries"]) == 2
+    await client.get(f"{URL}?phase=meet")  # another phase: a board of its own
+    assert (await client.get(URL)).status == 200
+    assert calls == [None, "meet", None]
+
+
+async def test_a_database_outage_answers_503_not_500(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(*_args: Any, **_kw: Any) -> Any:
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(board_handlers, "compute_leaderboard", down)
+    monkeypatch.setattr("storage.db.time.sleep", lambda _s: None)  # no back-off between tries
+    api = await client.get(URL)
+    assert api.status == 503 and (await api.json())["error"].startswith("database unavailable")
+    page = await client.get(PAGE)
+    assert page.status == 503 and "系统有点忙" in await page.text()
