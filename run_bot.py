@@ -7,7 +7,6 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -112,7 +111,6 @@ def wechat_menu(args: argparse.Namespace) -> int:
 def _organizer_tools(args: argparse.Namespace) -> tuple[Campaign, Database] | None:
     """(campaign, database) for import-stats / export / prizes; None after printing why not."""
     from storage.db import Database
-    from storage.leaderboard import sync_scoring_basis
 
     settings = Settings()
     try:
@@ -128,7 +126,6 @@ def _organizer_tools(args: argparse.Namespace) -> tuple[Campaign, Database] | No
         return None
     db = Database(settings.database_url)
     db.create_all()
-    db.run_sync(partial(sync_scoring_basis, campaign=campaign))
     return campaign, db
 
 

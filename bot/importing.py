@@ -35,6 +35,7 @@ from bot.rules.import_rows import (
     parse_rows,
 )
 from config.campaign import Campaign
+from storage import report_totals
 from storage.models import AuditLog, Filing, Registration, StreamReport
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -244,6 +245,7 @@ def _apply(
         for r in session.exec(select(StreamReport).where(col(StreamReport.import_key).in_(keys)))
     }
     streamers = {m.streamer.id for m in rows}
+    report_totals.lock_streamers(session, streamers)  # before the first report is written
     filings = _by_day(
         session.exec(
             select(Filing).where(

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Date, Float, cast, false, func, or_
+from sqlalchemy import Date, Float, cast, false, func, or_, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, select
@@ -254,11 +254,31 @@ def report_sums(campaign: Campaign, phase_key: str | None = None, *, stored: boo
     )
 
 
+def _counted_reports(session: Session, campaign: Campaign, phase_key: str | None) -> Any:
+    """`report_sums` for this board: the stored totals while they are current (default board
+    only), else the reports summed."""
+    if phase_key is not None:
+        return report_sums(campaign, phase_key)
+    basis = scoring_basis(campaign)
+    if session.get_bind().dialect.name == "sqlite":
+        # A SQLite transaction reads one snapshot, and a writer's holds the lock a rebuild
+        # needs: asking first is safe (SQLite would scan a million reports for a branch it
+        # could know to be empty).
+        return report_sums(campaign, stored=report_totals.is_current(session, campaign.id, basis))
+    # PostgreSQL decides inside the statement: a writer's statements (READ COMMITTED) each see
+    # a new snapshot. The empty branch is never executed (a one-time filter).
+    fresh = report_totals.current(campaign.id, basis)
+    return union_all(
+        report_sums(campaign, stored=True).where(fresh), report_sums(campaign).where(~fresh)
+    )
+
+
 def _metrics_query(
-    campaign: Campaign, phase_key: str | None, group_key: str | None, totals: bool
+    campaign: Campaign, reports: Any, phase_key: str | None, group_key: str | None
 ) -> Any:
-    """One row per streamer: its registration fields, then its metrics (METRIC_KEYS order)."""
-    reports = report_sums(campaign, phase_key, stored=totals).subquery()
+    """One row per streamer: its registration fields, then its metrics (METRIC_KEYS order),
+    from `reports` (`_counted_reports`)."""
+    reports = reports.subquery()
     video_filter = [
         Video.campaign_id == campaign.id,
         Video.status.in_(VIDEO_STATUSES),
@@ -367,10 +387,8 @@ def _metric_rows(
     skip SQLAlchemy's per-row work (every column is cast in SQL to what the rules want).
     Executed the usual way, so errors, retries and a dropped connection are handled as
     everywhere else."""
-    totals = phase_key is None and report_totals.is_current(
-        session, campaign.id, scoring_basis(campaign)
-    )
-    result = session.connection().execute(_metrics_query(campaign, phase_key, group_key, totals))
+    reports = _counted_reports(session, campaign, phase_key)
+    result = session.connection().execute(_metrics_query(campaign, reports, phase_key, group_key))
     try:
         return list(result.cursor.fetchall())
     finally:

@@ -255,8 +255,8 @@ class ReportTotals(SQLModel, table=True):
 
     __tablename__ = "report_totals"
 
+    campaign_id: str = Field(primary_key=True, max_length=32)
     registration_id: int = Field(primary_key=True)
-    campaign_id: str = Field(index=True, max_length=32)
     gmv: Decimal = Field(sa_type=Numeric(18, 2))
     refunds: Decimal = Field(sa_type=Numeric(18, 2))
     orders: int = _total()

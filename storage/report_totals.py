@@ -12,13 +12,14 @@ a wrong figure.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, delete, insert, text
-from sqlmodel import Session
+from sqlalchemy import Connection, Exists, delete, exists, insert, select, text
+from sqlmodel import Session, col
 
-from storage.models import ScoringBasis, ScoringDay
+from storage.models import Registration, ScoringBasis, ScoringDay
 
 _COLUMNS = "registration_id, campaign_id, gmv, refunds, orders, streams, days, minutes, viewers, peak, likes"
 # The sums of `storage.leaderboard`'s direct query, over the reports the basis counts. The basis
@@ -56,14 +57,14 @@ def _refresh(registrations: str, campaigns: str) -> str:
     sums = _SUMS.format(
         campaigns=campaigns, registrations=f"r.registration_id IN ({registrations})"
     )
-    return f"DELETE FROM report_totals WHERE registration_id IN ({registrations});\n{sums};"
+    gone = f"registration_id IN ({registrations}) AND campaign_id IN ({campaigns})"
+    return f"DELETE FROM report_totals WHERE {gone};\n{sums};"
 
 
+# Dropped and made again at every start (in the start-up's transaction), so a changed body
+# reaches databases made before it.
 _SQLITE_TRIGGERS = [
-    f"""CREATE TRIGGER IF NOT EXISTS report_totals_{event.split()[0].lower()}
-AFTER {event} ON stream_report FOR EACH ROW BEGIN
-{_refresh(rows, campaigns)}
-END"""
+    statement
     for event, rows, campaigns in (
         ("INSERT", "NEW.registration_id", "NEW.campaign_id"),
         (
@@ -72,6 +73,13 @@ END"""
             "OLD.campaign_id, NEW.campaign_id",
         ),
         ("DELETE", "OLD.registration_id", "OLD.campaign_id"),
+    )
+    for name in [f"report_totals_{event.split()[0].lower()}"]
+    for statement in (
+        f"DROP TRIGGER IF EXISTS {name}",
+        f"""CREATE TRIGGER {name} AFTER {event} ON stream_report FOR EACH ROW BEGIN
+{_refresh(rows, campaigns)}
+END""",
     )
 ]
 _POSTGRES_TRIGGER = [
@@ -101,6 +109,15 @@ END $$""",
     f"""CREATE OR REPLACE TRIGGER report_totals
 AFTER INSERT OR DELETE OR UPDATE OF {_WATCHED} ON stream_report
 FOR EACH ROW EXECUTE FUNCTION report_totals_refresh()""",
+    # TRUNCATE fires no row trigger.
+    """CREATE OR REPLACE FUNCTION report_totals_clear() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM report_totals;
+    RETURN NULL;
+END $$""",
+    """CREATE OR REPLACE TRIGGER report_totals_truncate AFTER TRUNCATE ON stream_report
+FOR EACH STATEMENT EXECUTE FUNCTION report_totals_clear()""",
 ]
 
 
@@ -111,21 +128,42 @@ def install(connection: Connection) -> None:
         connection.exec_driver_sql(statement)
 
 
+def current(campaign_id: str, basis: Basis) -> Exists:
+    """True in SQL while the stored basis is this one: part of the board's own statement, so it
+    and the totals are read from one snapshot."""
+    return exists().where(
+        ScoringBasis.campaign_id == campaign_id, ScoringBasis.fingerprint == basis.fingerprint
+    )
+
+
 def is_current(session: Session, campaign_id: str, basis: Basis) -> bool:
-    stored = session.get(ScoringBasis, campaign_id)
-    return stored is not None and stored.fingerprint == basis.fingerprint
+    return bool(session.scalar(select(current(campaign_id, basis))))
+
+
+def lock_streamers(session: Session, registration_ids: Iterable[int]) -> None:
+    """Take, in id order, the row locks the triggers take one by one (PostgreSQL): a write
+    that touches many streamers' reports (an import) then never deadlocks with another."""
+    ids = sorted(set(registration_ids))
+    if ids and session.get_bind().dialect.name != "sqlite":
+        session.execute(
+            select(Registration.id)
+            .where(col(Registration.id).in_(ids))
+            .order_by(Registration.id)
+            .with_for_update(key_share=True)
+        )
 
 
 def rebuild(session: Session, campaign_id: str, basis: Basis) -> bool:
     """Store the basis and recompute every total of the campaign, unless the stored basis is
     already this one. True when it rebuilt."""
-    if session.get_bind().dialect.name != "sqlite":
-        # Writers' triggers wait until the new basis is committed, then sum by it; a second
-        # instance starting at the same time finds the basis current.
-        session.execute(text("LOCK TABLE report_totals IN EXCLUSIVE MODE"))
-        session.expire_all()
     if is_current(session, campaign_id, basis):
         return False
+    if session.get_bind().dialect.name != "sqlite":
+        # Writers' triggers wait until the new basis is committed, then sum by it; a second
+        # instance starting at the same time waits here, then finds the basis current.
+        session.execute(text("LOCK TABLE report_totals IN EXCLUSIVE MODE"))
+        if is_current(session, campaign_id, basis):
+            return False
     params: dict[str, Any] = {"campaign": campaign_id}
     session.execute(delete(ScoringDay).where(ScoringDay.campaign_id == campaign_id))
     session.execute(delete(ScoringBasis).where(ScoringBasis.campaign_id == campaign_id))
@@ -142,5 +180,4 @@ def rebuild(session: Session, campaign_id: str, basis: Basis) -> bool:
             insert(ScoringDay), [{"campaign_id": campaign_id, "day": d} for d in basis.days]
         )
     session.execute(text(_SUMS.format(campaigns=":campaign", registrations="true")), params)
-    session.expire_all()
     return True

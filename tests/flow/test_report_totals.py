@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlmodel import Session
 
 from config.campaign import Campaign
@@ -180,7 +180,7 @@ def test_totals_are_built_for_reports_written_before_the_basis(
 
 def test_two_writers_of_one_streamers_reports_lose_neither(db: Database, litong: Campaign) -> None:
     """The first holds its transaction open after its trigger ran; the second writes meanwhile
-    (PostgreSQL: waits on the streamer's advisory lock; SQLite: on the write lock), then sums
+    (PostgreSQL: waits for the row lock on the registration; SQLite: for the write lock), then sums
     what the first committed."""
     reg_id = db.run_sync(lambda s: streamer(s, LITONG, "u-wang", "王小文").id)
     wrote, go_on = threading.Event(), threading.Event()
@@ -217,7 +217,7 @@ def test_two_writers_of_one_streamers_reports_lose_neither(db: Database, litong:
     writer.join(10)
     second.join(10)
     assert_totals_are_the_sums(db, litong)
-    totals = db.run_sync(lambda s: s.get(ReportTotals, reg_id))
+    totals = db.run_sync(lambda s: s.get(ReportTotals, (LITONG, reg_id)))
     assert (float(totals.gmv), totals.streams, totals.days) == (150.0, 2, 2)
 
 
@@ -228,9 +228,52 @@ def test_a_streamer_without_counted_reports_has_no_totals(db: Database, litong: 
         return int(reg.id or 0)
 
     reg_id = db.run_sync(build)
-    assert db.run_sync(lambda s: s.get(ReportTotals, reg_id)) is not None
+    assert db.run_sync(lambda s: s.get(ReportTotals, (LITONG, reg_id))) is not None
     db.run_sync(lambda s: s.execute(update(StreamReport).values(status="rejected")))
-    assert db.run_sync(lambda s: s.get(ReportTotals, reg_id)) is None
+    assert db.run_sync(lambda s: s.get(ReportTotals, (LITONG, reg_id))) is None
     db.run_sync(lambda s: s.execute(delete(StreamReport)))
     db.run_sync(lambda s: s.execute(delete(Registration).where(Registration.id == reg_id)))
     assert_totals_are_the_sums(db, litong)
+
+
+def test_a_report_filed_under_another_campaign_leaves_the_streamers_totals(
+    db: Database, litong: Campaign, all_campaigns: dict[str, Campaign]
+) -> None:
+    """Hand-written SQL may put a streamer's report under another campaign: each campaign's
+    totals stay its own, and a start-up that installs the triggers again changes nothing."""
+    demo = all_campaigns["demo"]
+    assert db.run_sync(lambda s: sync_scoring_basis(s, demo))
+    db.create_all()  # a second start-up: the triggers are made again
+
+    def build(session: Session) -> None:
+        wang = streamer(session, LITONG, "u-wang", "王小文")
+        report(session, wang, date(2024, 9, 13), gmv=6000, minutes=60)
+        day = min(demo.phases_of("competition"), key=lambda p: p.start).start.date()
+        session.add(
+            StreamReport(
+                campaign_id=demo.id,
+                registration_id=wang.id,
+                stream_date=day,
+                gmv=Decimal(100),
+                status="confirmed",
+                created_at=shanghai(2024, 9, 20, 22, 0),
+                updated_at=shanghai(2024, 9, 20, 22, 0),
+            )
+        )
+
+    db.run_sync(build)
+    for campaign in (litong, demo):
+        assert_totals_are_the_sums(db, campaign)
+        assert len(db.run_sync(lambda s, c=campaign: sums(s, c, stored=True))) == 1
+
+
+def test_truncating_the_reports_empties_the_totals(db: Database, litong: Campaign) -> None:
+    if db.is_sqlite:
+        pytest.skip("SQLite has no TRUNCATE")
+
+    def build(session: Session) -> None:
+        report(session, streamer(session, LITONG, "u-wang", "王小文"), date(2024, 9, 13), gmv=1)
+
+    db.run_sync(build)
+    db.run_sync(lambda s: s.execute(text("TRUNCATE stream_report")))
+    assert db.run_sync(lambda s: s.scalars(select(ReportTotals)).all()) == []
