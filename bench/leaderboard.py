@@ -56,24 +56,27 @@ def _seeded(db: Database, campaign: Campaign, streamers: int, reports: int) -> b
 
 def prepare(url: str, campaign: Campaign, streamers: int, reports: int, reseed: bool) -> Database:
     db = Database(url)
-    if reseed or not _seeded(db, campaign, streamers, reports):
+    started = time.perf_counter()
+    seeded = reseed or not _seeded(db, campaign, streamers, reports)
+    if seeded:
         db.drop_all()
         db.create_all()
-        started = time.perf_counter()
         seed_campaign(db, campaign, streamers=streamers, reports=reports)
-        # What autovacuum does on a live PostgreSQL: statistics, and the visibility map that
-        # lets the covering index answer without reading the table.
-        command = "ANALYZE" if db.is_sqlite else "VACUUM ANALYZE"
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(command))
         print(f"  seeded {streamers:,} streamers, {reports:,} reports in "
               f"{time.perf_counter() - started:.1f} s")  # fmt: skip
     # As `serve` starts: the triggers, and the report totals for the campaign's scoring phases
     # (a no-op when they are current; a database seeded before they existed gets them here).
     db.create_all()
     started = time.perf_counter()
-    if db.run_sync(partial(sync_scoring_basis, campaign=campaign)):
+    rebuilt = db.run_sync(partial(sync_scoring_basis, campaign=campaign))
+    if rebuilt:
         print(f"  report totals built in {time.perf_counter() - started:.1f} s")
+    if seeded or rebuilt:
+        # What autovacuum does on a live PostgreSQL soon after: statistics, and the visibility
+        # map that lets the covering index answer without reading the table.
+        command = "ANALYZE" if db.is_sqlite else "VACUUM ANALYZE"
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(command))
     return db
 
 
