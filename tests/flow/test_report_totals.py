@@ -277,3 +277,40 @@ def test_truncating_the_reports_empties_the_totals(db: Database, litong: Campaig
     db.run_sync(build)
     db.run_sync(lambda s: s.execute(text("TRUNCATE stream_report")))
     assert db.run_sync(lambda s: s.scalars(select(ReportTotals)).all()) == []
+
+
+def test_a_report_written_during_a_rebuild_is_summed_by_the_new_basis(
+    db: Database, litong: Campaign
+) -> None:
+    """The rebuild holds its transaction open; a report written meanwhile waits for it
+    (PostgreSQL: the table lock; SQLite: the write lock), then counts by the new basis."""
+    reg_id = db.run_sync(lambda s: streamer(s, LITONG, "u-wang", "王小文").id)
+    changed = litong.model_copy(
+        update={"scoring": litong.scoring.model_copy(update={"count_unverified": False})}
+    )
+    rebuilt, go_on = threading.Event(), threading.Event()
+
+    def rebuild(session: Session) -> None:
+        assert sync_scoring_basis(session, changed)
+        rebuilt.set()
+        go_on.wait(10)
+
+    rebuilding = threading.Thread(target=db.run_sync, args=(rebuild,))
+    rebuilding.start()
+    assert rebuilt.wait(10)
+
+    def write(session: Session) -> None:
+        reg = session.get(Registration, reg_id)
+        report(session, reg, date(2024, 9, 13), gmv=500, minutes=60)  # unverified: no longer counts
+        report(session, reg, date(2024, 9, 14), gmv=70, minutes=60, status="confirmed")
+
+    writer = threading.Thread(target=db.run_sync, args=(write,))
+    writer.start()
+    writer.join(0.5)
+    assert writer.is_alive()  # waiting for the rebuild
+    go_on.set()
+    rebuilding.join(10)
+    writer.join(10)
+    assert_totals_are_the_sums(db, changed)
+    totals = db.run_sync(lambda s: s.get(ReportTotals, (LITONG, reg_id)))
+    assert (float(totals.gmv), totals.streams) == (70.0, 1)
