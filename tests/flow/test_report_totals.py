@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -34,6 +35,7 @@ LITONG = "litong-2024"
 FIRST_DAY = date(2024, 9, 8)  # 利通's scoring phases start on 09-12: the first days never count
 STATUSES = ("unverified", "confirmed", "superseded", "rejected")
 EXAMPLES = itertools.count()  # new streamers for each example
+Work = Callable[[Session], Any]
 
 
 def sums(session: Session, campaign: Campaign, *, stored: bool) -> set[tuple[Any, ...]]:
@@ -47,6 +49,29 @@ def assert_totals_are_the_sums(db: Database, campaign: Campaign) -> None:
         assert sums(session, campaign, stored=True) == sums(session, campaign, stored=False)
 
     db.run_sync(check)
+
+
+def second_waits_for_first(db: Database, first: Work, second: Work) -> None:
+    """Run `first` in a transaction held open after it ran, then `second` in another, which
+    must wait for the first to commit; then let both finish."""
+    ran, go_on = threading.Event(), threading.Event()
+
+    def holding(session: Session) -> None:
+        first(session)
+        ran.set()
+        go_on.wait(10)
+
+    holder = threading.Thread(target=db.run_sync, args=(holding,))
+    holder.start()
+    assert ran.wait(10)
+    waiter = threading.Thread(target=db.run_sync, args=(second,))
+    waiter.start()
+    waiter.join(0.5)
+    assert waiter.is_alive()  # waiting for the first
+    go_on.set()
+    holder.join(10)
+    waiter.join(10)
+    assert not holder.is_alive() and not waiter.is_alive()
 
 
 @pytest.fixture
@@ -183,7 +208,6 @@ def test_two_writers_of_one_streamers_reports_lose_neither(db: Database, litong:
     (PostgreSQL: waits for the row lock on the registration; SQLite: for the write lock), then sums
     what the first committed."""
     reg_id = db.run_sync(lambda s: streamer(s, LITONG, "u-wang", "王小文").id)
-    wrote, go_on = threading.Event(), threading.Event()
     row = {
         "campaign_id": LITONG,
         "registration_id": reg_id,
@@ -194,28 +218,10 @@ def test_two_writers_of_one_streamers_reports_lose_neither(db: Database, litong:
         "updated_at": shanghai(2024, 9, 20, 22, 0),
     }
 
-    def first(session: Session) -> None:
-        session.execute(insert(StreamReport).values(stream_date=date(2024, 9, 13), gmv=100, **row))
-        wrote.set()
-        go_on.wait(10)
+    def write(day: date, gmv: int) -> Work:
+        return lambda s: s.execute(insert(StreamReport).values(stream_date=day, gmv=gmv, **row))
 
-    writer = threading.Thread(target=db.run_sync, args=(first,))
-    writer.start()
-    assert wrote.wait(10)
-    second = threading.Thread(
-        target=db.run_sync,
-        args=(
-            lambda s: s.execute(
-                insert(StreamReport).values(stream_date=date(2024, 9, 14), gmv=50, **row)
-            ),
-        ),
-    )
-    second.start()
-    second.join(0.5)
-    assert second.is_alive()  # waiting for the first
-    go_on.set()
-    writer.join(10)
-    second.join(10)
+    second_waits_for_first(db, write(date(2024, 9, 13), 100), write(date(2024, 9, 14), 50))
     assert_totals_are_the_sums(db, litong)
     totals = db.run_sync(lambda s: s.get(ReportTotals, (LITONG, reg_id)))
     assert (float(totals.gmv), totals.streams, totals.days) == (150.0, 2, 2)
@@ -288,29 +294,13 @@ def test_a_report_written_during_a_rebuild_is_summed_by_the_new_basis(
     changed = litong.model_copy(
         update={"scoring": litong.scoring.model_copy(update={"count_unverified": False})}
     )
-    rebuilt, go_on = threading.Event(), threading.Event()
-
-    def rebuild(session: Session) -> None:
-        assert sync_scoring_basis(session, changed)
-        rebuilt.set()
-        go_on.wait(10)
-
-    rebuilding = threading.Thread(target=db.run_sync, args=(rebuild,))
-    rebuilding.start()
-    assert rebuilt.wait(10)
 
     def write(session: Session) -> None:
         reg = session.get(Registration, reg_id)
         report(session, reg, date(2024, 9, 13), gmv=500, minutes=60)  # unverified: no longer counts
         report(session, reg, date(2024, 9, 14), gmv=70, minutes=60, status="confirmed")
 
-    writer = threading.Thread(target=db.run_sync, args=(write,))
-    writer.start()
-    writer.join(0.5)
-    assert writer.is_alive()  # waiting for the rebuild
-    go_on.set()
-    rebuilding.join(10)
-    writer.join(10)
+    second_waits_for_first(db, lambda s: sync_scoring_basis(s, changed), write)
     assert_totals_are_the_sums(db, changed)
     totals = db.run_sync(lambda s: s.get(ReportTotals, (LITONG, reg_id)))
     assert (float(totals.gmv), totals.streams) == (70.0, 1)
