@@ -19,7 +19,7 @@ from bot.messages import Incoming, Reply
 from bot.router import Router
 from config.campaign import Campaign
 from storage.db import Database, DatabaseUnavailable
-from storage.models import ProcessedEvent
+from storage.deliveries import answered, record_answer
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 1000
@@ -77,7 +77,9 @@ class Dispatcher:
             incoming = replace(incoming, text=_CONTROL.sub("", incoming.text))
         async with self._locks.hold(incoming.conversation_key):
             try:
-                return await self.db.run(lambda session: self.process(session, incoming, prelude))
+                return await self.db.run_grouped(
+                    lambda session: self.process(session, incoming, prelude)
+                )
             except DatabaseUnavailable:
                 log.warning("database unavailable for %s", incoming.conversation_key)
                 return [Reply(BUSY)]
@@ -92,9 +94,9 @@ class Dispatcher:
         if prelude is not None and prelude(session):
             return []
         if incoming.message_id:
-            done = session.get(ProcessedEvent, (incoming.channel, incoming.message_id))
+            done = answered(session, incoming.channel, incoming.message_id)
             if done is not None:
-                return [Reply.from_dict(r) for r in done.replies]
+                return [Reply.from_dict(r) for r in done]
         now = self.clock.now()
         ctx = Context(
             session=session,
@@ -105,12 +107,6 @@ class Dispatcher:
         )
         replies = self.router.route(ctx)
         if incoming.message_id:
-            session.add(
-                ProcessedEvent(
-                    channel=incoming.channel,
-                    event_id=incoming.message_id,
-                    replies=[r.to_dict() for r in replies],
-                    created_at=now,
-                )
-            )
+            stored = [r.to_dict() for r in replies]
+            record_answer(session, incoming.channel, incoming.message_id, stored, now)
         return replies

@@ -6,6 +6,10 @@ loop never waits on the database. SQLite has one writer: write transactions star
 "database is locked" when another writer got there first), and a busy timeout makes writers
 queue instead of failing. On PostgreSQL the same work takes a per-user advisory lock so two
 instances handle one user's messages one after another.
+
+Messages' flow steps are many small writes: `run_grouped` lets those that arrive together share
+one transaction on one thread (group commit), so the hand-off to a thread and the transaction are
+paid once per group instead of once per message.
 """
 
 from __future__ import annotations
@@ -13,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
@@ -31,6 +35,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 SQLITE_BUSY_MS = 30_000
 READ_ONLY = "bot_read_only"  # an execution option: the transaction only reads
+NO_WAIT = "bot_no_wait"  # a Session.info key: lock_user raises UserBusy instead of waiting
+MAX_GROUP = 64  # units of work in one grouped transaction
+Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -54,6 +61,11 @@ class DatabaseUnavailable(Exception):
     """The database did not answer; callers tell the user to try again shortly."""
 
 
+class UserBusy(Exception):
+    """A grouped unit found its user locked by another instance (PostgreSQL): waiting would
+    hold up the whole group, so it waits elsewhere."""
+
+
 class Database:
     def __init__(self, url: str, *, workers: int = 4) -> None:
         self.url = make_url(url)
@@ -68,6 +80,12 @@ class Database:
             options |= {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
         self.reader = self.engine.execution_options(**options)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
+        # One thread for grouped work: SQLite has one writer anyway, and a thread kept busy
+        # with a queue's worth of steps costs less than a hand-off per message.
+        self._grouper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-group")
+        self._queued: list[tuple[Callable[[Session], Any], asyncio.Future[Any]]] = []
+        self._draining: asyncio.Task[None] | None = None
+        self._waiting: set[asyncio.Task[None]] = set()  # units waiting for a busy user
 
     def _writer_engine(self, url: str) -> Engine:
         if not self.is_sqlite:
@@ -134,9 +152,17 @@ class Database:
                 session.rollback()  # a reader never commits, whatever it was handed
 
     def lock_user(self, session: Session, key: str) -> None:
-        """Serialise one user's work across instances (SQLite's single writer already does)."""
-        if not self.is_sqlite:
+        """Serialise one user's work across instances (SQLite's single writer already does).
+        In grouped work a user busy on another instance raises UserBusy: waiting would hold up
+        the group, and two instances' groups could wait for each other."""
+        if self.is_sqlite:
+            return
+        if not session.info.get(NO_WAIT):
             session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
+            return
+        locked = session.execute(text("SELECT pg_try_advisory_xact_lock(hashtext(:k))"), {"k": key})
+        if not locked.scalar_one():
+            raise UserBusy(key)
 
     def run_sync(
         self, work: Callable[[Session], T], *, attempts: int = 3, read_only: bool = False
@@ -164,6 +190,97 @@ class Database:
             self._executor, partial(self.run_sync, work, read_only=read_only)
         )
 
+    async def run_grouped(self, work: Callable[[Session], T]) -> T:
+        """`run` for a message's small write: the units queued meanwhile (up to MAX_GROUP) run one
+        after another in one transaction on one thread, committed once, each caller getting
+        its own result or exception. Units see the writes of the units before them, as they
+        would have once those committed.
+
+        A unit that raises rolls the group back; its units then run one transaction each, so
+        it fails alone and nobody's writes are lost. When the database itself does not answer
+        every caller gets DatabaseUnavailable. On PostgreSQL a unit whose user is locked by
+        another instance waits for that user on the general pool, not holding up the group."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queued.append((work, future))
+        if self._draining is None:
+            self._draining = loop.create_task(self._drain())
+        return cast(T, await future)
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._queued:
+                group, self._queued = self._queued[:MAX_GROUP], self._queued[MAX_GROUP:]
+                works = [work for work, _ in group]
+                try:
+                    outcomes = await loop.run_in_executor(self._grouper, self._run_group, works)
+                except Exception as exc:  # the executor is shut down: the service is stopping
+                    outcomes = [(False, exc)] * len(group)
+                for (work, future), (ok, value) in zip(group, outcomes, strict=True):
+                    if future.done():  # its caller was cancelled
+                        continue
+                    if isinstance(value, UserBusy):
+                        self._later(self._wait_for_user(work, future))
+                    elif ok:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(value)
+        finally:
+            self._draining = None
+
+    def _run_group(self, works: list[Callable[[Session], Any]]) -> list[Outcome]:
+        if len(works) > 1:
+            try:
+                return [(True, result) for result in self.run_sync(partial(_in_turn, works))]
+            except DatabaseUnavailable as exc:
+                if not self._answers():
+                    return [(False, exc)] * len(works)
+                log.warning("a group of %d units failed (%s): each runs alone", len(works), exc)
+            except Exception as exc:  # a unit's failure, or a user busy on another instance
+                log.info("a group of %d units failed (%r): each runs alone", len(works), exc)
+        return [self._run_alone(work) for work in works]
+
+    def _run_alone(self, work: Callable[[Session], Any]) -> Outcome:
+        try:
+            [result] = self.run_sync(partial(_in_turn, [work]))
+        except Exception as exc:
+            return False, exc
+        return True, result
+
+    def _answers(self) -> bool:
+        """Whether the database answers a trivial query (a unit's own OperationalError, such
+        as a bad statement, must not be taken for an outage)."""
+        try:
+            self.run_sync(lambda s: s.execute(text("SELECT 1")), attempts=1, read_only=True)
+        except Exception:
+            return False
+        return True
+
+    async def _wait_for_user(
+        self, work: Callable[[Session], Any], future: asyncio.Future[Any]
+    ) -> None:
+        try:
+            result = await self.run(work)
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+        else:
+            if not future.done():
+                future.set_result(result)
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._waiting.add(task)
+        task.add_done_callback(self._waiting.discard)
+
     def close(self) -> None:
+        self._grouper.shutdown(wait=True)
         self._executor.shutdown(wait=True)
         self.engine.dispose()
+
+
+def _in_turn(works: list[Callable[[Session], Any]], session: Session) -> list[Any]:
+    """Grouped units one after another in one transaction, none waiting for a user's lock."""
+    session.info[NO_WAIT] = True
+    return [work(session) for work in works]

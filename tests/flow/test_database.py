@@ -1,13 +1,20 @@
-"""The database layer itself, on SQLite and PostgreSQL: readers never hold up writers."""
+"""The database layer itself, on SQLite and PostgreSQL: readers never hold up writers; grouped
+units share a transaction, and one unit's failure or busy user stays its own."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from collections.abc import Callable
+from datetime import datetime
 
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import ProgrammingError
 from sqlmodel import Session, select
 
 from bot.clock import FrozenClock
-from storage.db import Database
+from storage.db import Database, DatabaseUnavailable
 from storage.models import ChannelUser
 
 
@@ -38,3 +45,94 @@ def test_a_reader_never_commits(db: Database, clock: FrozenClock) -> None:
     visit = ChannelUser(channel="web", user_id="u1", last_inbound_at=clock.now())
     db.run_sync(lambda s: s.add(visit), read_only=True)
     assert db.run_sync(lambda s: s.exec(select(ChannelUser)).all()) == []
+
+
+def _visit(user: str, now: datetime) -> Callable[[Session], str]:
+    def work(session: Session) -> str:
+        session.add(ChannelUser(channel="web", user_id=user, last_inbound_at=now))
+        return user
+
+    return work
+
+
+def _visitors(db: Database) -> list[str]:
+    rows = db.run_sync(lambda s: s.exec(select(ChannelUser.user_id)).all(), read_only=True)
+    return sorted(rows)
+
+
+async def test_units_arriving_together_share_one_transaction(
+    db: Database, clock: FrozenClock
+) -> None:
+    commits: list[int] = []
+    event.listen(db.engine, "commit", lambda _conn: commits.append(1))
+    users = [f"u{n:02d}" for n in range(20)]
+    results = await asyncio.gather(*(db.run_grouped(_visit(u, clock.now())) for u in users))
+    assert results == users
+    assert _visitors(db) == users
+    assert len(commits) == 1
+
+
+async def test_a_failing_unit_fails_alone(db: Database, clock: FrozenClock) -> None:
+    def broken(session: Session) -> str:
+        _visit("u-broken", clock.now())(session)
+        raise ValueError("a bug in one flow")
+
+    units = [_visit("u1", clock.now()), broken, _visit("u2", clock.now())]
+    results = await asyncio.gather(*(db.run_grouped(u) for u in units), return_exceptions=True)
+    assert results[0] == "u1" and results[2] == "u2"
+    assert isinstance(results[1], ValueError)
+    assert _visitors(db) == ["u1", "u2"]
+
+
+async def test_a_units_own_database_error_is_not_an_outage(
+    db: Database, clock: FrozenClock
+) -> None:
+    """A bad statement (OperationalError, like an outage) fails its unit alone: the database
+    still answers, so the other units run and their callers hear nothing of it."""
+
+    def bad_statement(session: Session) -> str:
+        session.execute(text("SELECT no_such_column FROM channel_user"))
+        return "never"
+
+    units = [_visit("u1", clock.now()), bad_statement, _visit("u2", clock.now())]
+    results = await asyncio.gather(*(db.run_grouped(u) for u in units), return_exceptions=True)
+    assert results[0] == "u1" and results[2] == "u2"
+    assert isinstance(results[1], (DatabaseUnavailable, ProgrammingError))
+    assert _visitors(db) == ["u1", "u2"]
+
+
+async def test_a_user_busy_on_another_instance_does_not_hold_up_the_group(
+    db: Database, clock: FrozenClock
+) -> None:
+    """PostgreSQL: another instance holds u1 (its advisory lock); u2's message, grouped with
+    u1's, is answered meanwhile, and u1's once the other instance lets go."""
+    if db.is_sqlite:
+        pytest.skip("per-user advisory locks are PostgreSQL's (SQLite has one writer)")
+
+    def message_of(user: str) -> Callable[[Session], str]:
+        def work(session: Session) -> str:
+            db.lock_user(session, f"web:{user}")
+            return _visit(user, clock.now())(session)
+
+        return work
+
+    holding, release = threading.Event(), threading.Event()
+
+    def other_instance(session: Session) -> None:
+        db.lock_user(session, "web:u1")
+        holding.set()
+        release.wait(timeout=20)
+
+    other = threading.Thread(target=lambda: db.run_sync(other_instance))
+    other.start()
+    assert holding.wait(timeout=10)
+    first = asyncio.ensure_future(db.run_grouped(message_of("u1")))
+    second = db.run_grouped(message_of("u2"))
+    try:
+        assert await asyncio.wait_for(second, timeout=10) == "u2"
+        assert not first.done()
+    finally:
+        release.set()
+    assert await asyncio.wait_for(first, timeout=10) == "u1"
+    other.join(timeout=10)
+    assert _visitors(db) == ["u1", "u2"]
