@@ -71,7 +71,8 @@ from bot.senders.base import DeliveryError
 from bot.senders.feishu import CHANNEL, FeishuApi, FeishuSender
 from config.settings import Settings
 from storage.db import DatabaseUnavailable
-from storage.models import AuditLog, InboundEvent, Outbox, ProcessedEvent
+from storage.deliveries import answered, record_answer
+from storage.models import AuditLog, InboundEvent, Outbox
 from storage.outbox import enqueue
 
 log = logging.getLogger(__name__)
@@ -570,14 +571,8 @@ class FeishuChannel:
             now = self.app[CLOCK].now()
             report = import_stats(session, campaign, name, data, f"{CHANNEL}:{incoming.user}", now)
             replies = [Reply(report.render())]
-            session.add(
-                ProcessedEvent(
-                    channel=CHANNEL,
-                    event_id=incoming.message_id or "",
-                    replies=[r.to_dict() for r in replies],
-                    created_at=now,
-                )
-            )
+            stored = [r.to_dict() for r in replies]
+            record_answer(session, CHANNEL, incoming.message_id or "", stored, now)
             return replies
 
         return await db.run(apply)
@@ -688,8 +683,8 @@ def _latest_decision(session: Session, outcome: review.Outcome) -> ReviewDecisio
 
 
 def _processed(session: Session, incoming: Incoming) -> list[Reply] | None:
-    done = session.get(ProcessedEvent, (CHANNEL, incoming.message_id))
-    return [Reply.from_dict(r) for r in done.replies] if done is not None else None
+    done = answered(session, CHANNEL, incoming.message_id or "")
+    return [Reply.from_dict(r) for r in done] if done is not None else None
 
 
 def _recipient(incoming: Incoming) -> str:

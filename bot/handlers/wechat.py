@@ -17,18 +17,15 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import uuid
 from collections.abc import AsyncIterator, Collection, Coroutine, Mapping
-from datetime import datetime
 from typing import Any
 from xml.etree.ElementTree import ParseError
 
 import defusedxml.ElementTree as defused
 from aiohttp import web
 from defusedxml import DefusedXmlException
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from wechatpy import parse_message
@@ -46,7 +43,7 @@ from bot.senders.wechat import CHANNEL, WeChatSender
 from bot.wechat_api import WeChatAPI
 from config.settings import Settings
 from storage.db import Database, DatabaseUnavailable
-from storage.models import ChannelUser, ProcessedEvent
+from storage.deliveries import answered, record_answer, touch_user
 
 log = logging.getLogger(__name__)
 
@@ -75,18 +72,21 @@ class Malformed(Exception):
 
 
 def check_xml(text: str) -> None:
-    """Refuse what WeChat never sends: a DTD (entities: XXE, billion laughs) or deep nesting."""
-    depth = 0
+    """Refuse what WeChat never sends: a DTD (entities: XXE, billion laughs) or deep nesting.
+    The C parser builds the tree (a body is at most MAX_BODY), then an iterative walk checks
+    the depth: five times cheaper than a Python loop over parse events, on every push twice."""
     try:
-        source = io.BytesIO(text.encode("utf-8"))
-        for event, element in defused.iterparse(source, ("start", "end"), forbid_dtd=True):
-            depth += 1 if event == "start" else -1
-            if depth > MAX_DEPTH:
-                raise Malformed(f"XML nested deeper than {MAX_DEPTH}")
-            if event == "start" and depth == 1 and element.tag != "xml":
-                raise Malformed(f"root element {element.tag!r}, not <xml>")
+        root = defused.fromstring(text, forbid_dtd=True)
     except (DefusedXmlException, ParseError) as exc:
         raise Malformed(f"refused XML: {exc!r}") from exc
+    if root.tag != "xml":
+        raise Malformed(f"root element {root.tag!r}, not <xml>")
+    pending = [(root, 1)]
+    while pending:
+        element, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise Malformed(f"XML nested deeper than {MAX_DEPTH}")
+        pending.extend((child, depth + 1) for child in element)
 
 
 def _string(value: Any, name: str, *, limit: int) -> str:
@@ -144,20 +144,8 @@ def cdata(text: str) -> str:
     return text.replace("]]>", "]]]]><![CDATA[>")
 
 
-def _touch(session: Session, user: str, now: datetime) -> None:
-    """Record the user's latest message (it opens WeChat's 48-hour customer-service window)."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(ChannelUser).values(channel=CHANNEL, user_id=user, last_inbound_at=now)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["channel", "user_id"],
-            set_={"last_inbound_at": statement.excluded.last_inbound_at},
-        )
-    )
-
-
-def _deferred_by(marker: ProcessedEvent) -> str | None:
-    return next((r.get("deferred_by") for r in marker.replies), None)
+def _deferred_by(marker: list[dict[str, Any]]) -> str | None:
+    return next((r.get("deferred_by") for r in marker), None)
 
 
 def _deferred_key(delivery: str) -> str:
@@ -267,8 +255,8 @@ class WeChatChannel:
             """True for a retry of a push that another handling answered `success` (its
             replies come by customer-service message); not for that handling itself."""
             if opens_window:
-                _touch(session, message.source, now)
-            marker = session.get(ProcessedEvent, (CHANNEL, _deferred_key(delivery)))
+                touch_user(session, CHANNEL, message.source, now)
+            marker = answered(session, CHANNEL, _deferred_key(delivery))
             return marker is not None and _deferred_by(marker) != handling
 
         if delivery in self._running:
@@ -312,15 +300,9 @@ class WeChatChannel:
     def _mark(self, session: Session, delivery: str, handling: str) -> None:
         """The push is answered later, by `handling`: retries answer `success`. The first
         handling to defer keeps the mark (a retry deferred again must not send twice)."""
-        if session.get(ProcessedEvent, (CHANNEL, _deferred_key(delivery))) is None:
-            session.add(
-                ProcessedEvent(
-                    channel=CHANNEL,
-                    event_id=_deferred_key(delivery),
-                    replies=[{"deferred_by": handling}],
-                    created_at=self.clock.now(),
-                )
-            )
+        if answered(session, CHANNEL, _deferred_key(delivery)) is None:
+            marker = [{"deferred_by": handling}]
+            record_answer(session, CHANNEL, _deferred_key(delivery), marker, self.clock.now())
 
     async def _reply_later(
         self, task: asyncio.Task[list[Reply]], incoming: Incoming, delivery: str
