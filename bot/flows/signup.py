@@ -8,6 +8,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import select
 
 from bot.engine import Context, Flow, Invalid, Step, Stop
@@ -34,14 +35,18 @@ STATUS_WORDS = {"pending": "待审核", "approved": "已报名", "rejected": "�
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud and typed
 
 
+# Built once: most messages look the sender up, and building the statement cost as much as
+# running it.
+_REGISTRATION = select(Registration).where(
+    Registration.campaign_id == bindparam("campaign"),
+    Registration.channel == bindparam("channel"),
+    Registration.user_id == bindparam("user"),
+)
+
+
 def registration_of(ctx: Context, campaign: Campaign) -> Registration | None:
-    return ctx.session.exec(
-        select(Registration).where(
-            Registration.campaign_id == campaign.id,
-            Registration.channel == ctx.incoming.channel,
-            Registration.user_id == ctx.incoming.user,
-        )
-    ).first()
+    sender = {"campaign": campaign.id, "channel": ctx.incoming.channel, "user": ctx.incoming.user}
+    return ctx.session.exec(_REGISTRATION, params=sender).first()
 
 
 def describe(ctx: Context, reg: Registration) -> str:
