@@ -119,16 +119,8 @@ def wait_until_up(url: str, proc: subprocess.Popen[bytes], seconds: float = 60) 
             time.sleep(0.1)
 
 
-# `run_bot.py serve` with another size of the database thread pool (an experiment, --db-workers).
-WORKERS_PATCH = """import sys, functools, storage.db as d
-d.Database.__init__ = functools.partialmethod(d.Database.__init__, workers=int(sys.argv.pop(1)))
-import run_bot; sys.exit(run_bot.main(sys.argv[1:]))"""
-
-
 @contextmanager
-def server(
-    kind: str, db_path: Path, log_path: Path, db_workers: int | None = None
-) -> Iterator[tuple[str, int]]:
+def server(kind: str, db_path: Path, log_path: Path) -> Iterator[tuple[str, int]]:
     """`bot`: `run_bot.py serve` on a fresh SQLite file; `ceiling`: hello-world. (URL, pid)."""
     port = free_port()
     # No WECHAT_SECRET (nor any other channel): every reply is passive, nothing goes out.
@@ -143,8 +135,6 @@ def server(
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db_path}{suffix}").unlink(missing_ok=True)
         command = [sys.executable, "run_bot.py", "serve", "--port", str(port)]
-        if db_workers is not None:
-            command[1:2] = ["-c", WORKERS_PATCH, str(db_workers)]
         probe = f"http://127.0.0.1:{port}/healthz"
     else:
         command = [sys.executable, "-m", "bench.webhook", "--ceiling-port", str(port)]
@@ -241,9 +231,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--text", default="报名", help="the message every user sends")
     parser.add_argument("--requests", type=int, default=60_000, help="distinct pushes prepared")
-    parser.add_argument(
-        "--db-workers", type=int, help="experiment: the bot's database threads (default 4)"
-    )
     parser.add_argument("--ceiling-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ceiling_port:
@@ -262,7 +249,7 @@ def main() -> None:
         for connections in args.connections:
             for target in ("ceiling", "bot"):
                 log = BENCH_DIR / f"webhook-{target}.log"
-                with server(target, db_path, log, args.db_workers) as (url, _pid):
+                with server(target, db_path, log) as (url, _pid):
                     if target == "bot":
                         reply = sanity(url, args.text)
                     raw = wrk(url, requests, connections, duration, args.threads)

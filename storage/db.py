@@ -203,7 +203,7 @@ class Database:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queued.append((work, future))
-        if self._draining is None:
+        if self._draining is None or self._draining.done():  # done: its loop was closed
             self._draining = loop.create_task(self._drain())
         return cast(T, await future)
 
