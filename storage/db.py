@@ -27,7 +27,7 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -80,12 +80,13 @@ class Database:
             options |= {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
         self.reader = self.engine.execution_options(**options)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
-        # One thread for grouped work: SQLite has one writer anyway, and a thread kept busy
-        # with a queue's worth of steps costs less than a hand-off per message.
-        self._grouper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-group")
+        # Groups in flight at once: one on SQLite (one writer anyway); on PostgreSQL as many as
+        # the pool has threads, so a slow message holds up its own group only.
+        self._lanes = 1 if self.is_sqlite else workers
+        self._grouper = ThreadPoolExecutor(max_workers=self._lanes, thread_name_prefix="db-group")
         self._queued: list[tuple[Callable[[Session], Any], asyncio.Future[Any]]] = []
-        self._draining: asyncio.Task[None] | None = None
-        self._waiting: set[asyncio.Task[None]] = set()  # units waiting for a busy user
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()  # groups, and units waiting for a busy user
 
     def _writer_engine(self, url: str) -> Engine:
         if not self.is_sqlite:
@@ -191,68 +192,74 @@ class Database:
         )
 
     async def run_grouped(self, work: Callable[[Session], T]) -> T:
-        """`run` for a message's small write: the units queued meanwhile (up to MAX_GROUP) run one
-        after another in one transaction on one thread, committed once, each caller getting
-        its own result or exception. Units see the writes of the units before them, as they
-        would have once those committed.
+        """`run` for a message's small write: the units queued while the groups in flight run
+        (up to MAX_GROUP) form the next group, run one after another in one transaction, each
+        in a savepoint, committed once; each caller gets its own result or exception after the
+        commit. A unit sees the writes of the units before it, as it would have once those
+        committed.
 
-        A unit that raises rolls the group back; its units then run one transaction each, so
-        it fails alone and nobody's writes are lost. When the database itself does not answer
-        every caller gets DatabaseUnavailable. On PostgreSQL a unit whose user is locked by
-        another instance waits for that user on the general pool, not holding up the group."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
+        A unit that raises is rolled back to its savepoint and fails alone. When the database
+        itself does not answer every caller gets DatabaseUnavailable. On PostgreSQL a unit whose
+        user is locked by another instance waits for that user on the general pool, not holding
+        up its group."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queued.append((work, future))
-        if self._draining is None or self._draining.done():  # done: its loop was closed
-            self._draining = loop.create_task(self._drain())
+        self._start_groups()
         return cast(T, await future)
 
-    async def _drain(self) -> None:
+    def _start_groups(self) -> None:
+        while self._queued and self._in_flight < self._lanes:
+            group, self._queued = self._queued[:MAX_GROUP], self._queued[MAX_GROUP:]
+            group = [(work, future) for work, future in group if not future.done()]  # cancelled
+            if group:
+                self._in_flight += 1
+                self._spawn(self._run_and_answer(group))
+
+    async def _run_and_answer(
+        self, group: list[tuple[Callable[[Session], Any], asyncio.Future[Any]]]
+    ) -> None:
         loop = asyncio.get_running_loop()
+        handed: set[asyncio.Future[Any]] = set()  # to a task that waits for a busy user
         try:
-            while self._queued:
-                group, self._queued = self._queued[:MAX_GROUP], self._queued[MAX_GROUP:]
-                works = [work for work, _ in group]
-                try:
-                    outcomes = await loop.run_in_executor(self._grouper, self._run_group, works)
-                except Exception as exc:  # the executor is shut down: the service is stopping
-                    outcomes = [(False, exc)] * len(group)
-                for (work, future), (ok, value) in zip(group, outcomes, strict=True):
-                    if future.done():  # its caller was cancelled
-                        continue
-                    if isinstance(value, UserBusy):
-                        self._later(self._wait_for_user(work, future))
-                    elif ok:
-                        future.set_result(value)
-                    else:
-                        future.set_exception(value)
+            works = [work for work, _ in group]
+            try:
+                outcomes = await loop.run_in_executor(self._grouper, self._run_group, works)
+            except Exception as exc:  # the executor is shut down: the service is stopping
+                outcomes = [(False, exc)] * len(group)
+            for (work, future), (ok, value) in zip(group, outcomes, strict=True):
+                if future.done():  # its caller was cancelled meanwhile
+                    continue
+                if isinstance(value, UserBusy):
+                    handed.add(future)
+                    self._spawn(self._wait_for_user(work, future))
+                else:
+                    _settle(future, ok, value)
         finally:
-            self._draining = None
+            for _, future in group:
+                if not future.done() and future not in handed:
+                    future.cancel()  # this task was cancelled: the loop is stopping
+            self._in_flight -= 1
+            self._start_groups()
 
     def _run_group(self, works: list[Callable[[Session], Any]]) -> list[Outcome]:
-        if len(works) > 1:
-            try:
-                return [(True, result) for result in self.run_sync(partial(_in_turn, works))]
-            except DatabaseUnavailable as exc:
-                if not self._answers():
-                    return [(False, exc)] * len(works)
-                log.warning("a group of %d units failed (%s): each runs alone", len(works), exc)
-            except Exception as exc:  # a unit's failure, or a user busy on another instance
-                log.info("a group of %d units failed (%r): each runs alone", len(works), exc)
-        return [self._run_alone(work) for work in works]
-
-    def _run_alone(self, work: Callable[[Session], Any]) -> Outcome:
         try:
-            [result] = self.run_sync(partial(_in_turn, [work]))
-        except Exception as exc:
-            return False, exc
-        return True, result
+            return self.run_sync(partial(_in_turn, works))
+        except DatabaseUnavailable as exc:
+            if len(works) == 1 or not self._answers():
+                return [(False, exc)] * len(works)
+            # A unit's own statement failed like an outage would (SQLite: "no such column").
+            log.warning("a group of %d units failed (%s): each runs alone", len(works), exc)
+        except Exception as exc:  # the commit failed, or a unit broke the transaction itself
+            if len(works) == 1:
+                return [(False, exc)]
+            log.warning("a group of %d units failed (%r): each runs alone", len(works), exc)
+        return [outcome for work in works for outcome in self._run_group([work])]
 
     def _answers(self) -> bool:
-        """Whether the database answers a trivial query (a unit's own OperationalError, such
-        as a bad statement, must not be taken for an outage)."""
+        """Whether a write transaction begins and answers (SQLite: the write lock is free). A
+        unit's own OperationalError, such as a bad statement, must not pass for an outage."""
         try:
-            self.run_sync(lambda s: s.execute(text("SELECT 1")), attempts=1, read_only=True)
+            self.run_sync(lambda s: s.execute(text("SELECT 1")), attempts=1)
         except Exception:
             return False
         return True
@@ -263,16 +270,14 @@ class Database:
         try:
             result = await self.run(work)
         except Exception as exc:
-            if not future.done():
-                future.set_exception(exc)
+            _settle(future, False, exc)
         else:
-            if not future.done():
-                future.set_result(result)
+            _settle(future, True, result)
 
-    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
-        self._waiting.add(task)
-        task.add_done_callback(self._waiting.discard)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def close(self) -> None:
         self._grouper.shutdown(wait=True)
@@ -280,7 +285,34 @@ class Database:
         self.engine.dispose()
 
 
-def _in_turn(works: list[Callable[[Session], Any]], session: Session) -> list[Any]:
-    """Grouped units one after another in one transaction, none waiting for a user's lock."""
+def _in_turn(works: list[Callable[[Session], Any]], session: Session) -> list[Outcome]:
+    """Grouped units one after another, each in a savepoint (which also flushes the writes of
+    the units before it, so Core reads see them), none waiting for a user's lock. A unit's
+    exception rolls back its savepoint only; a lost connection or a broken transaction ends
+    the group (run_sync retries it)."""
     session.info[NO_WAIT] = True
-    return [work(session) for work in works]
+    outcomes: list[Outcome] = []
+    for work in works:
+        try:
+            with session.begin_nested():
+                outcomes.append((True, work(session)))
+        except (OperationalError, InterfaceError):
+            raise
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise
+            outcomes.append((False, exc))
+        except Exception as exc:
+            outcomes.append((False, exc))
+    return outcomes
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():
+        return
+    if ok:
+        future.set_result(value)
+    elif isinstance(value, StopIteration):  # a future refuses it
+        future.set_exception(RuntimeError(repr(value)))
+    else:
+        future.set_exception(value)

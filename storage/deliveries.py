@@ -3,9 +3,8 @@ answer recorded; the sender's latest message noted. In SQLAlchemy Core on the se
 connection, statements built once: on every message the ORM's per-statement work cost more
 than the rest of the step (see docs/performance.md, "WeChat webhook").
 
-Core statements skip the ORM's autoflush: a unit of work only ever looks up its own
-deliveries, which no other pending unit in its transaction can hold (one user's messages never
-share a transaction, and delivery ids are the platforms' own, unique per sender at least).
+Core statements skip the ORM's autoflush: a message's lookups come before its own writes, and a
+grouped message runs in a savepoint, whose start flushes the writes of the messages before it.
 """
 
 from __future__ import annotations
